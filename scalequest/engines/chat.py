@@ -1,0 +1,39 @@
+"""Chat formatting from a model's own tokenizer: the solver/judge user turn and a generator's pre-query prefix."""
+
+from __future__ import annotations
+
+from scalequest.prompts import generator_prefix
+
+
+class ChatFormatter:
+    """Formats prompts with the chat template of the tokenizer at `model_path`.
+
+    Loads only the tokenizer, on first use (so instances pickle small); `trust_remote_code` follows the model config.
+    """
+
+    def __init__(self, model_path: str, trust_remote_code: bool = False):
+        self.model_path, self.trust_remote_code = model_path, trust_remote_code
+        self._tokenizer = None
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code)
+        return self._tokenizer
+
+    def __getstate__(self):  # ship the path, not the tokenizer, to Ray actors
+        return {**self.__dict__, "_tokenizer": None}
+
+    def user_prompt(self, text: str) -> str:
+        """`text` as one user turn followed by the assistant's generation prompt."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            return f"{text}\n\n"
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
+
+    def prefix(self, template: str, custom_prefix: str | None = None) -> tuple[str, list[str]]:
+        """(pre-query prefix, end-of-turn stop strings) for a generator of family `template`."""
+        return generator_prefix(template, custom_prefix, self.tokenizer)

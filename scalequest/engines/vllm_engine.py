@@ -1,0 +1,129 @@
+"""vLLM engines behind the `Engine` interface: `VLLMEngine` (in-process, blocking) and `AsyncVLLMEngine` (the
+continuous-batching engine that a Ray actor or Serve replica hosts, so many stages' requests share one batch).
+
+Both take a `ModelConfig`. Import cost (vllm, torch) is paid in the constructors, not at module import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Sequence
+
+from scalequest.engines.base import Generation, Sampling
+
+log = logging.getLogger(__name__)
+
+
+def engine_kwargs(cfg) -> dict:
+    """vLLM engine keyword arguments from a `ModelConfig`."""
+    kwargs = dict(
+        model=cfg.path,
+        dtype=cfg.dtype,
+        max_model_len=cfg.max_model_len,
+        max_num_seqs=cfg.max_num_seqs,
+        enforce_eager=cfg.enforce_eager,
+        trust_remote_code=cfg.trust_remote_code,
+        tensor_parallel_size=cfg.tensor_parallel_size,
+    )
+    if cfg.num_gpus > 0:
+        kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+    kwargs.update(cfg.engine_kwargs)
+    return kwargs
+
+
+class _StopTokens:
+    """Splits stop strings into text stops and token ids: special tokens such as <|im_end|> are skipped when
+    detokenizing, so as text stops they would never match."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.special = set(getattr(tokenizer, "all_special_tokens", []))
+        self.special |= {str(t) for t in getattr(tokenizer, "added_tokens_decoder", {}).values()}
+
+    def split(self, stops: Sequence[str]) -> tuple[list[str], list[int]]:
+        texts, ids = [], []
+        for s in stops:
+            if s in self.special:
+                ids.append(self.tokenizer.convert_tokens_to_ids(s))
+            else:
+                texts.append(s)
+        return texts, ids
+
+
+def sampling_params(sampling: Sampling, seed: int | None, stops: _StopTokens):
+    from vllm import SamplingParams
+
+    text_stops, stop_ids = stops.split(sampling.stop)
+    return SamplingParams(
+        n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
+        stop=text_stops or None, stop_token_ids=stop_ids or None, seed=seed,
+    )
+
+
+def to_generations(request_output) -> list[Generation]:
+    outs = sorted(request_output.outputs, key=lambda o: o.index)
+    return [Generation(o.text, len(o.token_ids), o.finish_reason or "length") for o in outs]
+
+
+def _seeds(prompts, seeds):
+    if seeds is not None and len(seeds) != len(prompts):
+        raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
+    return [None] * len(prompts) if seeds is None else [None if s is None else int(s) for s in seeds]
+
+
+class VLLMEngine:
+    """In-process `vllm.LLM`. Used by tests, benchmarks and single-process tools."""
+
+    def __init__(self, cfg):
+        from vllm import LLM
+
+        self.model_path = cfg.path
+        log.info("loading vLLM engine for %s", cfg.path)
+        self.llm = LLM(**engine_kwargs(cfg))
+        self._stops = _StopTokens(self.llm.get_tokenizer())
+
+    def generate(self, prompts, sampling: Sampling, seeds=None) -> list[list[Generation]]:
+        prompts = list(prompts)
+        if not prompts:
+            return []
+        params = [sampling_params(sampling, s, self._stops) for s in _seeds(prompts, seeds)]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        return [to_generations(o) for o in outputs]
+
+    def close(self) -> None:
+        """Stop the engine's worker processes now (instead of at interpreter exit)."""
+        self.llm.llm_engine.engine_core.shutdown()
+
+
+class AsyncVLLMEngine:
+    """vLLM's async engine: every concurrent `agenerate` call joins the same continuous batch."""
+
+    def __init__(self, cfg):
+        import vllm
+        from transformers import AutoTokenizer
+
+        self.model_path = cfg.path
+        log.info("loading async vLLM engine for %s", cfg.path)
+        self.engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**engine_kwargs(cfg)))
+        tok = AutoTokenizer.from_pretrained(cfg.path, trust_remote_code=cfg.trust_remote_code)
+        self._stops = _StopTokens(tok)
+
+    async def _one(self, prompt: str, params) -> list[Generation]:
+        final = None
+        try:
+            async for out in self.engine.generate(prompt, params, uuid.uuid4().hex):
+                final = out
+        except Exception as exc:  # one bad request (e.g. prompt too long) must not fail its batch
+            log.warning("generation failed: %s", exc)
+            return [Generation("", 0, "error", f"{type(exc).__name__}: {exc}")] * params.n
+        return to_generations(final)
+
+    async def agenerate(self, prompts, sampling: Sampling, seeds=None) -> list[list[Generation]]:
+        prompts = list(prompts)
+        params = [sampling_params(sampling, s, self._stops) for s in _seeds(prompts, seeds)]
+        return list(await asyncio.gather(*(self._one(p, sp) for p, sp in zip(prompts, params))))
+
+    def shutdown(self):
+        self.engine.shutdown()

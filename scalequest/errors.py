@@ -1,0 +1,17 @@
+"""The few exception types users see. Every message names what failed, the value, and the fix."""
+
+
+class ScaleQuestError(Exception):
+    """Base class for errors ScaleQuest raises on purpose."""
+
+
+class ConfigError(ScaleQuestError):
+    """A config value is missing, unknown or invalid (raised before Ray starts)."""
+
+
+class StageInputError(ScaleQuestError):
+    """A stage got a batch that breaks its contract (e.g. a missing column)."""
+
+
+class ModelPrepareError(ScaleQuestError):
+    """A model could not be fetched or converted."""

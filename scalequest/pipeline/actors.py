@@ -1,0 +1,56 @@
+"""Small Ray actors the pipeline shares between stage replicas: the run's seen-question set (exact dedup) and the
+per-stage timing ledger for the run report; plus `TimedStage`, which runs any stage and reports its busy time."""
+
+from __future__ import annotations
+
+import time
+
+import ray
+
+from scalequest.stages.dedup import SeenSet
+
+
+@ray.remote(num_cpus=0)
+class SeenStore(SeenSet):
+    """`SeenSet` as one actor, so every DropDuplicates replica sees the whole run."""
+
+
+class RemoteSeenSet:
+    def __init__(self, actor):
+        self.actor = actor
+
+    def first_seen(self, hashes):
+        return ray.get(self.actor.first_seen.remote(hashes))
+
+
+@ray.remote(num_cpus=0)
+class StageLedger:
+    """Busy seconds, batches and rows per stage, summed over all replicas."""
+
+    def __init__(self):
+        self.stages: dict[str, dict] = {}
+
+    def record(self, stage: str, seconds: float, rows: int, first_start: float, last_end: float) -> None:
+        s = self.stages.setdefault(stage, dict(busy_s=0.0, batches=0, rows=0, first_start=first_start, last_end=0.0))
+        s["busy_s"] += seconds
+        s["batches"] += 1
+        s["rows"] += rows
+        s["first_start"] = min(s["first_start"], first_start)
+        s["last_end"] = max(s["last_end"], last_end)
+
+    def snapshot(self) -> dict:
+        return self.stages
+
+
+class TimedStage:
+    """Builds `stage_cls(**kwargs)` once per Ray actor and reports each batch's duration to the ledger."""
+
+    def __init__(self, stage_cls, kwargs: dict, name: str, ledger):
+        self.stage, self.name, self.ledger = stage_cls(**kwargs), name, ledger
+
+    def __call__(self, batch):
+        start_wall, t0 = time.time(), time.perf_counter()
+        out = self.stage(batch)
+        rows = len(next(iter(batch.values()))) if batch else 0
+        self.ledger.record.remote(self.name, time.perf_counter() - t0, rows, start_wall, time.time())
+        return out

@@ -1,0 +1,113 @@
+"""Wire the stages into one Ray Data Dataset: range(num_candidates) → assign → generate → language → dedup →
+solvability → [difficulty] → responses → reward → select → finalize. Engines are started before and shared.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import ray
+
+from scalequest.engines.chat import ChatFormatter
+from scalequest.pipeline.actors import RemoteSeenSet, SeenStore, TimedStage
+from scalequest.stages.dedup import DropDuplicates
+from scalequest.stages.difficulty import DropEasiest, ScoreDifficulty, difficulty_threshold
+from scalequest.stages.finalize import FinalizeRows
+from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions
+from scalequest.stages.language import FilterLanguage
+from scalequest.stages.responses import GenerateResponses
+from scalequest.stages.reward import ScoreResponses
+from scalequest.stages.select import SelectBest
+from scalequest.stages.solvability import JudgeSolvability
+
+log = logging.getLogger(__name__)
+
+CLIENT_CPUS = 0.1  # stage actors that only wait on an engine actor
+
+
+def used_models(cfg) -> set[str]:
+    return {g.model for g in cfg.generators} | {cfg.responses.model} | (
+        {cfg.solvability.model} if cfg.solvability.enabled else set())
+
+
+def formatter(cfg, name: str) -> ChatFormatter:
+    m = cfg.models[name]
+    return ChatFormatter(m.path, m.trust_remote_code)
+
+
+def provenance(cfg, prefixes) -> tuple[dict, dict]:
+    per_gen = {
+        g.name: {"generator_model": cfg.models[g.model].path,
+                 "sampling": json.dumps({**g.sampling.model_dump(), "prefix": prefixes[g.name][0]})}
+        for g in cfg.generators
+    }
+    common = {
+        "judge_model": cfg.models[cfg.solvability.model].path if cfg.solvability.enabled else None,
+        "solver_model": cfg.models[cfg.responses.model].path,
+        "reward_model": cfg.reward.model_path or "answer-agreement",
+        "config_hash": cfg.config_hash(),
+        "num_responses": cfg.responses.n,
+    }
+    return per_gen, common
+
+
+class DatasetBuilder:
+    """Adds timed stage operators to a Dataset; `ledger` collects their busy time."""
+
+    def __init__(self, ledger):
+        self.ledger = ledger
+
+    def add(self, ds, name, stage_cls, kwargs, *, batch_size, concurrency=1, num_cpus=CLIENT_CPUS, num_gpus=0.0):
+        return ds.map_batches(
+            TimedStage,
+            fn_constructor_kwargs=dict(stage_cls=stage_cls, kwargs=kwargs, name=name, ledger=self.ledger),
+            batch_size=batch_size, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus or None,
+            batch_format="numpy",
+        )
+
+
+def build_dataset(cfg, engines: dict, ledger):
+    """The lazy Dataset of finalized rows (materializes once in the middle when difficulty drops a share)."""
+    b = DatasetBuilder(ledger)
+    prefixes = {g.name: formatter(cfg, g.model).prefix(g.template, g.prefix) for g in cfg.generators}
+    for g in cfg.generators:
+        log.info("generator %s: prefix %r, stops %r", g.name, *prefixes[g.name])
+    gen_batch = max(16, min(256, cfg.num_candidates // 4 or 1))
+    ds = ray.data.range(cfg.num_candidates, override_num_blocks=max(1, cfg.num_candidates // gen_batch))
+    ds = ds.map_batches(AssignGenerators, fn_constructor_kwargs=dict(generators=cfg.generators, run_seed=cfg.seed),
+                        batch_size=gen_batch, concurrency=1, num_cpus=CLIENT_CPUS, batch_format="numpy")
+    ds = b.add(ds, "generate", GenerateQuestions, dict(
+        engines={g.name: engines[g.model] for g in cfg.generators}, prefixes=prefixes,
+        samplings={g.name: g.sampling for g in cfg.generators}), batch_size=gen_batch, concurrency=2)
+    ds = b.add(ds, "language", FilterLanguage, dict(cfg=cfg.language), batch_size=cfg.language.batch_size,
+               num_cpus=0.5)
+    seen = RemoteSeenSet(SeenStore.remote())
+    ds = b.add(ds, "dedup", DropDuplicates, dict(enabled=cfg.dedup.enabled, store=seen), batch_size=gen_batch)
+    if cfg.solvability.enabled:
+        s = cfg.solvability
+        ds = b.add(ds, "solvability", JudgeSolvability, dict(cfg=s, engine=engines[s.model],
+                   formatter=formatter(cfg, s.model)), batch_size=s.batch_size, concurrency=s.concurrency)
+    d = cfg.difficulty
+    if d.model_path:
+        ds = b.add(ds, "difficulty", ScoreDifficulty, dict(cfg=d), batch_size=d.batch_size,
+                   num_cpus=d.num_cpus, num_gpus=d.num_gpus).materialize()
+        threshold = difficulty_threshold(_kept_scores(ds), d.drop_easiest_share)
+        log.info("difficulty: dropping scores below %s (easiest %.0f%%)", threshold, 100 * d.drop_easiest_share)
+        ds = ds.map_batches(DropEasiest, fn_constructor_kwargs=dict(threshold=threshold), batch_format="numpy",
+                            concurrency=1, num_cpus=CLIENT_CPUS)
+    r = cfg.responses
+    ds = b.add(ds, "responses", GenerateResponses, dict(cfg=r, engine=engines[r.model],
+               formatter=formatter(cfg, r.model)), batch_size=r.batch_size, concurrency=r.concurrency)
+    w = cfg.reward
+    ds = b.add(ds, "reward", ScoreResponses, dict(cfg=w, num_samples=r.n), batch_size=w.batch_size,
+               num_cpus=w.num_cpus if w.kind != "agreement" else 0.5, num_gpus=w.num_gpus)
+    ds = b.add(ds, "select", SelectBest, {}, batch_size=256)
+    per_gen, common = provenance(cfg, prefixes)
+    return ds.map_batches(FinalizeRows, fn_constructor_kwargs=dict(per_generator=per_gen, common=common),
+                          batch_size=256, concurrency=1, num_cpus=CLIENT_CPUS, batch_format="numpy")
+
+
+def _kept_scores(ds) -> list[float]:
+    rows = ds.select_columns(["difficulty", "reject_reason"]).take_all()
+    return [r["difficulty"] for r in rows if r["reject_reason"] is None and r["difficulty"] is not None]

@@ -1,0 +1,83 @@
+"""Every prompt template in one place, with the model family it is for.
+
+- Pre-query prefixes: what a question generator sees before it writes a question (QFT trains on exactly these).
+- The solvability judge prompt (our wording of the paper's two checks) and its final-line verdict format.
+- The solver instruction lives in `ResponsesConfig.instruction` (step by step, final answer in \\boxed{}).
+"""
+
+from __future__ import annotations
+
+# Qwen2 / Qwen2-Math ChatML with its default system prompt.
+QWEN2_PREFIX = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+QWEN2_STOP = ["<|im_end|>", "<|endoftext|>"]
+# DeepSeekMath-RL's template: "User: {question}\n\nAssistant:" (the BOS token is added by the tokenizer).
+DEEPSEEK_PREFIX = "User: "
+DEEPSEEK_STOP = ["\n\nAssistant:", "<｜end▁of▁sentence｜>"]
+
+_SENTINEL = "\x00SCALEQUEST-QUERY\x00"
+
+JUDGE_TEMPLATE = """You are reviewing a candidate math problem written by a problem generator.
+
+Problem:
+\"\"\"
+{question}
+\"\"\"
+
+Answer two questions about it:
+1. Is it a mathematics problem (it asks for a value, expression, proof or count that mathematics determines)?
+2. Can it be solved from the conditions it states alone: no missing or contradictory information, no reference to \
+figures, tables or earlier problems that are not included, and one well-defined answer?
+
+Reason briefly about both, then end with a final line of exactly this form:
+Verdict: Yes
+if the answer to both questions is yes, otherwise:
+Verdict: No"""
+
+
+def judge_prompt(question: str) -> str:
+    """The user-turn text asking the judge about `question` (format it with the judge's chat template)."""
+    return JUDGE_TEMPLATE.format(question=question.strip())
+
+
+def prefix_from_chat_template(tokenizer) -> tuple[str, list[str]]:
+    """Derive (pre-query prefix, end-of-turn stops) from a tokenizer's chat template.
+
+    Renders a one-message user chat with a sentinel as content (the template's default system prompt, if any, is
+    kept) and returns the text before the sentinel; the stop is what the template puts right after the user content
+    (first line of it) plus the EOS token.
+    """
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": _SENTINEL}], tokenize=False, add_generation_prompt=False
+    )
+    if _SENTINEL not in rendered:
+        raise ValueError("the chat template does not place the user message verbatim; use template: custom")
+    before, after = rendered.split(_SENTINEL, 1)
+    bos = getattr(tokenizer, "bos_token", None)
+    if bos and before.startswith(bos):
+        before = before[len(bos):]  # vLLM's tokenizer adds BOS itself
+    stops = []
+    end_of_turn = after.strip("\n").split("\n")[0].strip()
+    if end_of_turn:
+        stops.append(end_of_turn)
+    if tokenizer.eos_token and tokenizer.eos_token not in stops:
+        stops.append(tokenizer.eos_token)
+    return before, stops
+
+
+def generator_prefix(template: str, custom_prefix: str | None, tokenizer=None) -> tuple[str, list[str]]:
+    """(pre-query prefix, stop strings) for a generator family: 'qwen2', 'deepseek', 'custom' or 'auto'.
+
+    'auto' needs the generator's tokenizer; 'custom' uses `custom_prefix` and stops at the tokenizer's EOS if given.
+    """
+    if template == "qwen2":
+        return QWEN2_PREFIX, list(QWEN2_STOP)
+    if template == "deepseek":
+        return DEEPSEEK_PREFIX, list(DEEPSEEK_STOP)
+    if template == "custom":
+        eos = getattr(tokenizer, "eos_token", None)
+        return custom_prefix or "", [eos] if eos else []
+    if template == "auto":
+        if tokenizer is None:
+            raise ValueError("template 'auto' needs the generator's tokenizer")
+        return prefix_from_chat_template(tokenizer)
+    raise ValueError(f"unknown template '{template}': expected auto, qwen2, deepseek or custom")

@@ -1,0 +1,69 @@
+"""Difficulty: score each question with a learned regression model of the solver's fail rate (higher = harder),
+then drop the easiest share. The share needs every score first, so the pipeline computes the threshold between
+the two stages (`difficulty_threshold`).
+
+  ScoreDifficulty  in: question            out: + difficulty
+  DropEasiest      in: difficulty          out: reject rows below the threshold
+"""
+
+from __future__ import annotations
+
+import math
+
+from scalequest.stages.base import Rejects, column, none_if_nan, require
+
+STAGE = "difficulty"
+
+
+class ScoreDifficulty:
+    """`scorer.score(texts) -> list[float]`; defaults to the HF sequence-regression model at `cfg.model_path`."""
+
+    def __init__(self, cfg, scorer=None):
+        if scorer is None:
+            from scalequest.engines.scorers import SequenceScorer
+
+            scorer = SequenceScorer(cfg.model_path, cfg.trust_remote_code, cfg.batch_size, cfg.max_length)
+        self.scorer = scorer
+
+    def __call__(self, batch: dict) -> dict:
+        n = require("ScoreDifficulty", batch, ["question"])
+        questions = column(batch, "question")
+        rejects = Rejects(batch, n)
+        scores = [None] * n
+        rows = rejects.kept()
+        if rows:
+            for i, s in zip(rows, self.scorer.score([questions[i] for i in rows])):
+                scores[i] = float(s)
+                if not math.isfinite(scores[i]):
+                    rejects.reject(i, STAGE, f"difficulty score not finite ({s})")
+        out = {k: column(batch, k) for k in batch}
+        out.update(difficulty=scores, **rejects.columns())
+        return out
+
+
+def difficulty_threshold(scores: list[float], drop_share: float) -> float | None:
+    """The score below which `drop_share` of `scores` lies (None when nothing is to be dropped)."""
+    vals = sorted(s for s in scores if s is not None and math.isfinite(s))
+    if not vals or drop_share <= 0:
+        return None
+    k = int(len(vals) * drop_share)
+    return vals[k] if k < len(vals) else math.inf
+
+
+class DropEasiest:
+    """Reject kept rows whose difficulty is below `threshold` (None = keep all)."""
+
+    def __init__(self, threshold: float | None):
+        self.threshold = threshold
+
+    def __call__(self, batch: dict) -> dict:
+        n = require("DropEasiest", batch, ["difficulty"])
+        scores = [none_if_nan(s) for s in column(batch, "difficulty")]
+        rejects = Rejects(batch, n)
+        if self.threshold is not None:
+            for i in rejects.kept():
+                if scores[i] is not None and scores[i] < self.threshold:
+                    rejects.reject(i, STAGE, f"too easy (difficulty {scores[i]:.3f} < {self.threshold:.3f})")
+        out = {k: column(batch, k) for k in batch}
+        out.update(**rejects.columns())
+        return out

@@ -1,0 +1,89 @@
+"""Shared fixtures: a tiny random-weight Llama (built offline, seconds to load in vLLM), one in-process vLLM engine
+for the session, the shared data folder, and clean-up of the /dev/shm segments vLLM leaves behind."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("SCALEQUEST_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path} (set SCALEQUEST_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_env(tmp_path_factory):
+    os.environ.setdefault("VLLM_CACHE_ROOT", str(tmp_path_factory.mktemp("vllm-cache")))
+    before = set(glob.glob("/dev/shm/psm_*"))
+    yield
+    for seg in set(glob.glob("/dev/shm/psm_*")) - before:  # vLLM engines leave these after shutdown
+        if not _in_use(seg):  # another process (a parallel test run) may still hold it
+            Path(seg).unlink(missing_ok=True)
+
+
+def _in_use(path: str) -> bool:
+    name = os.path.basename(path)
+    for maps in glob.glob("/proc/[0-9]*/maps"):
+        try:
+            if name in Path(maps).read_text():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random Llama causal LM folder with a ChatML byte-level tokenizer."""
+    from scalequest.engines.prepare import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_scorer_model(tmp_path_factory) -> Path:
+    """A tiny random LlamaForSequenceClassification (num_labels=1): a real reward / difficulty model."""
+    from scalequest.engines.prepare import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-scorer", num_labels=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_cfg(tiny_model):
+    from scalequest.config import ModelConfig
+
+    return ModelConfig(path=str(tiny_model), max_model_len=2048, max_num_seqs=64, enforce_eager=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_cfg):
+    """One in-process vLLM engine over the tiny model for the whole session."""
+    from scalequest.engines.vllm_engine import VLLMEngine
+
+    engine = VLLMEngine(tiny_model_cfg)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def models_copy(tmp_path, tiny_model) -> Path:
+    dest = tmp_path / "models" / "tiny"
+    shutil.copytree(tiny_model, dest)
+    return dest

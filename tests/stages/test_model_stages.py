@@ -1,0 +1,70 @@
+"""Model-backed stages on a real tiny random-weight model: its output is garbage, which is exactly the malformed
+model output these stages must turn into rejects with reasons (never crashes)."""
+
+import numpy as np
+import pytest
+
+from scalequest.config import GeneratorConfig, ResponsesConfig, SamplingConfig, SolvabilityConfig
+from scalequest.engines.chat import ChatFormatter
+from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions
+from scalequest.stages.responses import GenerateResponses
+from scalequest.stages.solvability import JudgeSolvability
+
+
+@pytest.fixture(scope="module")
+def fmt(tiny_model):
+    return ChatFormatter(str(tiny_model))
+
+
+def _gen_stage(tiny_engine, fmt, max_tokens):
+    gen = GeneratorConfig(name="tiny", model="m", share=1.0,
+                          sampling=SamplingConfig(temperature=1.0, top_p=0.99, max_tokens=max_tokens))
+    return GenerateQuestions({"tiny": tiny_engine}, {"tiny": fmt.prefix("auto")}, {"tiny": gen.sampling})
+
+
+def test_generate_questions_is_reproducible_and_rejects_runaway_generations(tiny_engine, fmt):
+    rows = AssignGenerators([GeneratorConfig(name="tiny", model="m", share=1.0)], run_seed=7)(
+        {"id": np.arange(6)})
+    stage = _gen_stage(tiny_engine, fmt, max_tokens=8)
+    out = stage(rows)
+    assert len(out["question"]) == 6 and all(isinstance(q, str) for q in out["question"])
+    assert all(t <= 8 for t in out["question_tokens"])
+    for q, reason in zip(out["question"], out["reject_reason"]):
+        # a random model rarely emits <|im_end|> within 8 tokens: those rows must say why they were dropped
+        assert reason is None or reason in ("no end-of-turn within 8 tokens", "empty question")
+    assert "no end-of-turn within 8 tokens" in out["reject_reason"]
+    again = stage(rows)
+    assert again["question"] == out["question"]  # seeded from (run seed, row id)
+
+
+def test_generate_questions_leaves_upstream_rejects_alone(tiny_engine, fmt):
+    stage = _gen_stage(tiny_engine, fmt, max_tokens=4)
+    out = stage({"id": [0, 1], "generator": ["tiny", "tiny"], "seed": [1, 2],
+                 "reject_stage": ["x", None], "reject_reason": ["upstream", None]})
+    assert out["reject_reason"][0] == "upstream" and out["question"][0] is None
+
+
+def test_generate_questions_unknown_generator_is_a_contract_error(tiny_engine, fmt):
+    with pytest.raises(ValueError, match="no engine for generator"):
+        _gen_stage(tiny_engine, fmt, 4)({"id": [0], "generator": ["other"], "seed": [0]})
+
+
+def test_judge_turns_garbage_verdicts_into_rejects(tiny_engine, fmt):
+    cfg = SolvabilityConfig(model="m", sampling=SamplingConfig(temperature=0.0, max_tokens=12))
+    out = JudgeSolvability(cfg, tiny_engine, fmt)(
+        {"question": np.array(["What is 2+2?", "Solve x+1=3."], dtype=object), "seed": np.array([1, 2])})
+    assert out["reject_stage"] == ["solvability", "solvability"]
+    assert all(r.startswith("unparseable verdict") for r in out["reject_reason"])
+    assert out["solvable"] == [None, None]
+    assert all(j is not None for j in out["solvability_judgement"])
+    assert all(0 < t <= 12 for t in out["judge_tokens"])
+
+
+def test_responses_without_boxed_answer_are_dropped(tiny_engine, fmt):
+    cfg = ResponsesConfig(model="m", n=3, sampling=SamplingConfig(temperature=0.7, max_tokens=10))
+    stage = GenerateResponses(cfg, tiny_engine, fmt)
+    out = stage({"question": ["What is 2+2?"], "seed": [3]})
+    assert out["responses"] == [[]] and out["response_answers"] == [[]]
+    assert out["reject_reason"] == ["no response with a \\boxed{} answer (of 3)"]
+    assert 0 < out["response_tokens"][0] <= 30
+    assert "\\boxed{}" in stage.prompt("Q?") and stage.prompt("Q?").startswith("<|im_start|>")

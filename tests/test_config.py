@@ -1,0 +1,76 @@
+import pytest
+
+from scalequest.config import PACKAGED, apply_overrides, load_config
+from scalequest.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", PACKAGED)
+def test_every_packaged_config_validates(name):
+    cfg = load_config(name)
+    assert cfg.generators and cfg.responses.n >= 1
+
+
+def test_paper_config_matches_the_paper_setup():
+    cfg = load_config("paper")
+    shares = {g.template: g.share for g in cfg.generators}
+    assert shares == {"deepseek": 0.4, "qwen2": 0.6}
+    assert all(g.sampling.temperature == 1.0 and g.sampling.top_p == 0.99 for g in cfg.generators)
+    r = cfg.responses
+    assert (r.n, r.sampling.temperature, r.sampling.top_p, r.sampling.max_tokens) == (5, 0.7, 0.95, 2048)
+    assert cfg.models[r.model].path == "Qwen/Qwen2-Math-7B-Instruct" == cfg.models[cfg.solvability.model].path
+    assert cfg.reward.kind == "internlm2" and cfg.reward.trust_remote_code
+
+
+def test_unknown_key_fails_with_its_name():
+    with pytest.raises(ConfigError, match=r"responses\.nn: unknown key"):
+        load_config("tiny", ["responses.nn=3"])
+
+
+def test_bad_value_names_key_and_value():
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny", ["generators.0.share=-1", "models.smollm2.dtype=fp8"])
+    msg = str(err.value)
+    assert "generators.0.share" in msg and "-1" in msg and "models.smollm2.dtype" in msg and "'fp8'" in msg
+
+
+def test_overrides_arrive_typed_and_address_list_items():
+    cfg = load_config("tiny", ["num_candidates=7", "generators.0.sampling.top_p=0.5", "ray.address=null"])
+    assert cfg.num_candidates == 7 and cfg.generators[0].sampling.top_p == 0.5 and cfg.ray.address is None
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("num_candidates", "expected key=value"),
+    ("generators.5.share=1", "index must be 0..0"),
+    ("name.x=1", "goes inside a str"),
+])
+def test_malformed_overrides_explain_the_fix(override, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load_config("tiny", [override])
+
+
+def test_model_reference_must_exist():
+    with pytest.raises(ConfigError, match=r"responses.model: 'nope' is not a key of `models`"):
+        load_config("tiny", ["responses.model=nope"])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="no file at"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_internlm2_reward_requires_trust_remote_code():
+    with pytest.raises(ConfigError, match="trust_remote_code"):
+        load_config("paper", ["reward.trust_remote_code=false"])
+
+
+def test_config_hash_is_stable_and_changes_with_values():
+    assert load_config("tiny").config_hash() == load_config("tiny").config_hash()
+    assert load_config("tiny").config_hash() != load_config("tiny", ["seed=1"]).config_hash()
+
+
+def test_apply_overrides_creates_missing_mappings():
+    assert apply_overrides({}, ["a.b.c=1"]) == {"a": {"b": {"c": 1}}}
