@@ -1,4 +1,4 @@
-"""`scalequest synthesize | models prepare | validate` — thin: parse, load + validate config, call one function.
+"""`scalequest synthesize | train qft | models prepare | validate` — thin: parse, load + validate config, call one function.
 
 `scalequest --help` stays fast: heavy imports happen inside the commands.
 """
@@ -32,9 +32,12 @@ def cmd_synthesize(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from scalequest.config import load_config
+    from scalequest.config import explain, load_config
     from scalequest.pipeline.preflight import preflight
 
+    if args.explain:
+        print("\n".join(explain()))
+        return 0
     cfg = load_config(args.config, args.overrides)
     if args.check_paths:
         preflight(cfg)
@@ -50,6 +53,16 @@ def cmd_models_prepare(args) -> int:
     return 0
 
 
+def cmd_train_qft(args) -> int:
+    from scalequest.config import load_config
+    from scalequest.train.qft import run_qft
+
+    cfg = load_config(args.config, args.overrides)
+    out = run_qft(cfg)
+    print(f"QFT generator: {out}  (point a `models` entry at it; generators then need no hint)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scalequest", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -60,9 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("validate", help="validate a config without starting anything")
-    _config_args(p)
+    p.add_argument("--explain", action="store_true", help="print every config key with its default and meaning")
+    p.add_argument("--config", default="tiny", help="YAML path or packaged name: tiny, paper")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. num_candidates=50")
     p.add_argument("--check-paths", action="store_true", help="also check model folders and the output folder")
     p.set_defaults(func=cmd_validate)
+
+    train = sub.add_parser("train", help="train generators and scorers on Ray Train (section `train` of the config)")
+    train_sub = train.add_subparsers(dest="train_command", required=True)
+    p = train_sub.add_parser("qft", help="question fine-tuning: turn a solver into a question generator (train.qft)")
+    _config_args(p)
+    p.set_defaults(func=cmd_train_qft)
 
     models = sub.add_parser("models", help="model folders").add_subparsers(dest="models_command", required=True)
     p = models.add_parser("prepare", help="fetch and convert a model into a Hugging Face folder (idempotent)")

@@ -49,6 +49,15 @@ class ModelConfig(Strict):
     replicas: int = Field(1, ge=1, description="Engine replicas for this model; requests are spread over them.")
 
 
+class GenerateConfig(Strict):
+    batch_size: int = Field(
+        64, ge=1,
+        description="Candidates per block and per engine request. Blocks keep this size downstream, so keep it at or "
+        "below the judge's and solver's batch_size (a block larger than a stage's batch runs in one actor).",
+    )
+    concurrency: int = Field(2, ge=1, description="Question-generation batches in flight.")
+
+
 class GeneratorConfig(Strict):
     name: str = Field(description="Generator name, recorded in every row it produces.")
     model: str = Field(description="Key into `models`.")
@@ -59,6 +68,11 @@ class GeneratorConfig(Strict):
         "ChatML system+user prefix, 'deepseek' is 'User: ', 'custom' uses `prefix`.",
     )
     prefix: str | None = Field(None, description="The pre-query prefix when template is 'custom'.")
+    hint: str = Field(
+        "",
+        description="Text appended after the pre-query prefix. Leave empty for QFT-trained generators (the method "
+        "gives them the bare prefix); a short hint steers an untrained chat model toward math questions.",
+    )
     sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(temperature=1.0, top_p=0.99, max_tokens=256),
         description="Question sampling (paper: T=1.0, top-p 0.99).",
@@ -80,7 +94,6 @@ class LanguageConfig(Strict):
         description="Questions whose letters are below this share of non-space characters are formula-dominated: "
         "fastText is unreliable on them, so they pass when the script rule passes.",
     )
-    batch_size: int = Field(256, ge=1, description="Rows per batch.")
 
 
 class DedupConfig(Strict):
@@ -93,6 +106,11 @@ class SolvabilityConfig(Strict):
     sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(temperature=0.0, max_tokens=512),
         description="Judge sampling (greedy by default).",
+    )
+    force_verdict: bool = Field(
+        True,
+        description="When the judge's reasoning ends without a verdict line, continue its turn with 'Verdict:' and "
+        "read the next word (greedy, 3 tokens), so small judges still give a parseable Yes/No.",
     )
     batch_size: int = Field(64, ge=1, description="Questions per engine request.")
     concurrency: int = Field(2, ge=1, description="Batches in flight per judge stage.")
@@ -118,6 +136,11 @@ class ResponsesConfig(Strict):
     sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(temperature=0.7, top_p=0.95, max_tokens=2048),
         description="Solver sampling (paper: T=0.7, top-p 0.95, max 2048 tokens).",
+    )
+    force_answer: bool = Field(
+        False,
+        description="For a response without \\boxed{}, continue it with 'The final answer is $\\boxed{' and keep "
+        "what the solver writes there (answer forcing; for small solvers that ignore the instruction). Off = drop it.",
     )
     batch_size: int = Field(16, ge=1, description="Questions per engine request.")
     concurrency: int = Field(2, ge=1, description="Batches in flight per responses stage.")
@@ -158,12 +181,143 @@ class RayConfig(Strict):
     env_vars: dict[str, str] = Field(default_factory=dict, description="Environment for every Ray worker.")
 
 
+# ---- training (QFT, QPO, difficulty scorer): `scalequest train qft|qpo|difficulty` ----
+
+DEFAULT_QUESTION_DATA = ["../shared/data/gsm8k/train.jsonl", "../shared/data/math/train.jsonl"]
+
+
+class RayTrainConfig(Strict):
+    num_workers: int = Field(2, ge=1, description="Ray Train workers (one process each; GPUs: one per worker).")
+    use_gpu: bool = Field(False, description="Give each worker a GPU (NCCL); false = CPU workers (gloo).")
+    cpus_per_worker: float = Field(1.0, gt=0, description="Ray CPUs per worker.")
+    deepspeed: str | None = Field(
+        None, description="DeepSpeed JSON config path (repo: scalequest/train/deepspeed/zero2.json, zero3.json); "
+        "none = plain DDP.")
+    storage_path: str = Field("runs/train", description="Ray Train storage: checkpoints and results.")
+    num_to_keep: int | None = Field(2, ge=1, description="Checkpoints kept in the storage path (newest); none = all.")
+
+
+class QFTConfig(Strict):
+    base_model: str = Field(description="The problem-solving model to turn into a question generator (folder or id).")
+    template: Literal["auto", "qwen2", "deepseek", "custom"] = Field("auto", description="Pre-query prefix family.")
+    prefix: str | None = Field(None, description="The prefix when template is 'custom'.")
+    data: list[str] = Field(default_factory=lambda: list(DEFAULT_QUESTION_DATA),
+                            description="Question sources (JSONL/Parquet paths or HF dataset ids); train splits only.")
+    max_questions: int | None = Field(None, ge=1, description="Use at most this many questions (after dedup).")
+    epochs: float = Field(1.0, gt=0, description="Training epochs (paper: 1).")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (tiny runs).")
+    learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate (paper: 2e-5).")
+    lr_scheduler: str = Field("cosine", description="LR schedule (paper: cosine).")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Warm-up share of steps (paper: 3%).")
+    max_length: int = Field(256, ge=16, description="Token limit per example (paper: 256).")
+    effective_batch: int = Field(32, ge=1, description="Examples per optimizer step over all workers (paper: 32).")
+    per_device_batch: int = Field(4, ge=1, description="Examples per worker per forward pass.")
+    packing: bool = Field(False, description="Pack several examples per sequence.")
+    save_steps: int = Field(200, ge=1, description="Checkpoint into the Ray Train storage path every N optimizer "
+                            "steps (and at the end).")
+    output_dir: str = Field("models/qft", description="Where the trained generator is exported (HF folder).")
+
+
+class OptimizerLLMConfig(Strict):
+    kind: Literal["local", "openai"] = Field("local", description="'local': a vLLM model; 'openai': any "
+                                             "OpenAI-compatible endpoint.")
+    model: str = Field(description="Local: a key of `models`; openai: the model name (paper: gpt-4o-mini).")
+    base_url_env: str = Field("OPENAI_BASE_URL", description="Env var holding the endpoint's base URL.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Env var holding the API key.")
+    max_retries: int = Field(5, ge=0, description="Retries with exponential backoff per call.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-call timeout.")
+    concurrency: int = Field(8, ge=1, description="Concurrent calls to the endpoint.")
+    sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_tokens=512),
+                                     description="Rewrite sampling.")
+
+
+class QPOConfig(Strict):
+    qft_model: str = Field(description="The QFT generator folder (policy init and DPO reference).")
+    template: Literal["auto", "qwen2", "deepseek", "custom"] = Field("auto", description="Pre-query prefix family.")
+    prefix: str | None = Field(None, description="The prefix when template is 'custom'.")
+    hint: str = Field(
+        "", description="Text after the pre-query prefix, both when sampling and in the DPO prompt. Empty for a "
+        "QFT-trained model; a short hint lets an untrained chat model stand in for one (tiny runs).")
+    qft_engine: dict[str, Any] = Field(
+        default_factory=dict, description="`models`-style engine settings (dtype, max_model_len, enforce_eager, "
+        "engine_kwargs, ...) for the vLLM engine that samples the QFT model; its path is qft_model.")
+    sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(temperature=1.0, top_p=0.99, max_tokens=256),
+        description="Question sampling from the QFT model (the generation stage's settings; paper: T=1.0, top-p 0.99).")
+    num_samples: int = Field(10_000, ge=1, description="Questions sampled from the QFT model (paper: 10K).")
+    optimizer: OptimizerLLMConfig = Field(description="The LLM that rewrites questions.")
+    difficulty_share: float = Field(0.5, ge=0, le=1, description="Share of rewrites asked for difficulty (rest: "
+                                    "solvability), chosen at random per question.")
+    drop_unsolvable: bool = Field(True, description="Drop pairs whose rewrite the solvability judge rejects.")
+    holdout_share: float = Field(0.1, ge=0, lt=1, description="Pairs held out to compare preference accuracy.")
+    beta: float = Field(0.1, gt=0, description="DPO beta (paper: 0.1).")
+    learning_rate: float = Field(5e-7, gt=0, description="DPO learning rate (paper: 5e-7).")
+    epochs: float = Field(1.0, gt=0, description="DPO epochs.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many steps (tiny runs).")
+    lr_scheduler: str = Field("cosine", description="LR schedule.")
+    warmup_steps: int = Field(20, ge=0, description="Warm-up steps (paper: 20).")
+    max_length: int = Field(1024, ge=16, description="Token limit per pair.")
+    effective_batch: int = Field(32, ge=1, description="Pairs per optimizer step over all workers.")
+    per_device_batch: int = Field(2, ge=1, description="Pairs per worker per forward pass.")
+    data_dir: str = Field("runs/qpo", description="Where samples, rewrites, the pairs Parquet and drop counts go "
+                          "(one <name>-<UTC timestamp> folder per run).")
+    pairs: str | None = Field(None, description="An existing pairs Parquet (a QPO run's pairs.parquet): skip "
+                              "sampling and rewriting and train DPO on it.")
+    output_dir: str = Field("models/qpo", description="Where the DPO-trained generator is exported.")
+
+    @field_validator("qft_engine")
+    @classmethod
+    def _engine_settings(cls, value):
+        if "path" in value:
+            raise ValueError("qft_engine must not set path: the engine loads qft_model")
+        ModelConfig(path="qft_model", **value)  # same keys and checks as a `models` entry
+        return value
+
+
+class DifficultyTrainConfig(Strict):
+    base_model: str = Field(description="Base LM for the regression head (folder or id).")
+    label_source: Literal["fail_rate", "math_level"] = Field(
+        "fail_rate", description="'fail_rate': the solver's fail rate over k samples checked with math-verify; "
+        "'math_level': MATH's Level 1–5 mapped to 0..1 (when the solver is too weak for fail rates).")
+    data: list[str] = Field(default_factory=lambda: list(DEFAULT_QUESTION_DATA), description="Labelled questions.")
+    solver: str | None = Field(None, description="Key of `models` that answers for fail-rate labels.")
+    samples_per_question: int = Field(8, ge=1, description="k answers per question for fail-rate labels.")
+    solver_sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(temperature=0.7, top_p=0.95, max_tokens=1024),
+        description="Solver sampling for fail-rate labels (the answer is read from \\boxed{}).")
+    max_questions: int | None = Field(None, ge=1, description="Use at most this many questions.")
+    eval_data: str = Field("../shared/data/math/test.jsonl", description="Held-out set for the Spearman report.")
+    max_eval: int | None = Field(500, ge=1, description="Held-out questions scored for the report.")
+    holdout_share: float = Field(0.1, ge=0, lt=1, description="Labelled rows held out of training; the report gives "
+                                 "the Spearman correlation of scores with their labels.")
+    epochs: float = Field(1.0, gt=0, description="Epochs.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many steps.")
+    learning_rate: float = Field(2e-5, gt=0, description="Learning rate.")
+    lr_scheduler: str = Field("cosine", description="LR schedule.")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Warm-up share of steps.")
+    max_length: int = Field(256, ge=16, description="Token limit per question.")
+    train_top_layers: int | None = Field(
+        None, ge=0, description="Train only the regression head and the top N transformer layers (and the final "
+        "norm), freezing the rest: backward then skips the frozen layers (a CPU setting); none = the whole model.")
+    effective_batch: int = Field(32, ge=1, description="Questions per optimizer step over all workers.")
+    per_device_batch: int = Field(8, ge=1, description="Questions per worker per forward pass.")
+    output_dir: str = Field("models/difficulty", description="Where the scorer is exported (difficulty.model_path).")
+
+
+class TrainConfig(Strict):
+    ray: RayTrainConfig = Field(default_factory=RayTrainConfig, description="Ray Train workers and DeepSpeed.")
+    qft: QFTConfig | None = Field(None, description="Question fine-tuning.")
+    qpo: QPOConfig | None = Field(None, description="Question preference optimization.")
+    difficulty: DifficultyTrainConfig | None = Field(None, description="Difficulty scorer training.")
+
+
 class SynthesisConfig(Strict):
     name: str = Field("scalequest", description="Run name (output folder prefix).")
     seed: int = Field(0, description="Run seed; each row's sampling seed derives from (seed, row id).")
     num_candidates: int = Field(ge=1, description="Questions to draw before filtering.")
     models: dict[str, ModelConfig] = Field(description="Engines by name; stages naming the same model share one.")
     generators: list[GeneratorConfig] = Field(min_length=1, description="Question generators and their shares.")
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Question-generation batching.")
     language: LanguageConfig = Field(default_factory=LanguageConfig, description="English filter.")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Exact de-duplication.")
     solvability: SolvabilityConfig = Field(description="Solvability judge.")
@@ -172,6 +326,7 @@ class SynthesisConfig(Strict):
     reward: RewardConfig = Field(default_factory=RewardConfig, description="Response scoring and selection.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where and how results are written.")
     ray: RayConfig = Field(default_factory=RayConfig, description="Ray connection and local resources.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Training jobs (QFT, QPO, difficulty).")
 
     @field_validator("generators")
     @classmethod
@@ -252,6 +407,29 @@ def apply_overrides(data: dict, overrides) -> dict:
                     node[part] = {}
                 node = node[part]
     return data
+
+
+def explain(model: type[BaseModel] = None, prefix: str = "") -> list[str]:
+    """The reference: one line per config key (dotted), with its default and description."""
+    model = model or SynthesisConfig
+    lines = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = field.annotation
+        inner = getattr(ann, "__args__", (ann,))
+        sub = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
+        origin = getattr(ann, "__origin__", None)
+        if sub is not None and origin in (dict, list):
+            slot = "<name>" if origin is dict else "<index>"
+            lines.append(f"{key}: {field.description} ({slot} → …)")
+            lines += explain(sub, f"{key}.{slot}.")
+        elif sub is not None:
+            lines.append(f"{key}: {field.description}")
+            lines += explain(sub, f"{key}.")
+        else:
+            lines.append(f"{key} ({default}): {field.description}")
+    return lines
 
 
 def format_validation_error(exc: ValidationError, source) -> str:

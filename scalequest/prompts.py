@@ -2,6 +2,8 @@
 
 - Pre-query prefixes: what a question generator sees before it writes a question (QFT trains on exactly these).
 - The solvability judge prompt (our wording of the paper's two checks) and its final-line verdict format.
+- The two QPO rewrite prompts (solvability, difficulty) for the optimizer LLM, ending in a `Rewritten problem:` line
+  (model family: any instruction-following chat model; the paper used GPT-4o-mini).
 - The solver instruction lives in `ResponsesConfig.instruction` (step by step, final answer in \\boxed{}).
 """
 
@@ -37,6 +39,57 @@ Verdict: No"""
 def judge_prompt(question: str) -> str:
     """The user-turn text asking the judge about `question` (format it with the judge's chat template)."""
     return JUDGE_TEMPLATE.format(question=question.strip())
+
+
+# QPO (question preference optimization): the optimizer LLM rewrites one sampled question, asked for ONE kind of
+# improvement at a time (the paper found asking for both at once too hard). The answer's last marked line is parsed.
+REWRITE_MARKER = "Rewritten problem:"
+
+SOLVABILITY_REWRITE_TEMPLATE = """You are checking and repairing a math problem written by a problem generator.
+
+Problem:
+\"\"\"
+{question}
+\"\"\"
+
+Check three things:
+1. It is a real mathematics problem (not a statement, a request for an essay, or several unrelated questions).
+2. It can be solved from the conditions it states alone: nothing missing or contradictory, no reference to figures, \
+tables or earlier problems that are not included.
+3. Its answer is one number.
+
+Then write the repaired problem: fix every failed check with as few changes as possible (add the missing condition, \
+remove the contradiction, make it ask for one number). Keep its topic and setting. If all checks pass, only make the \
+wording clear and precise. Do not include the solution or the answer.
+
+Reason briefly, then end with a final line of exactly this form, with the whole problem on that one line:
+{marker} <the complete repaired problem>"""
+
+DIFFICULTY_REWRITE_TEMPLATE = """You are making a math problem harder for a strong student.
+
+Problem:
+\"\"\"
+{question}
+\"\"\"
+
+Rewrite it so that solving it needs more reasoning steps: for example, one more quantity to work out first, an extra \
+condition to combine, or a relation that must be derived before the final computation. It must stay solvable from its \
+own conditions, with one number as the answer. Keep its topic and setting and add only a little text (at most one or \
+two short sentences). Do not include the solution or the answer.
+
+Reason briefly, then end with a final line of exactly this form, with the whole problem on that one line:
+{marker} <the complete harder problem>"""
+
+REWRITE_TEMPLATES = {"solvability": SOLVABILITY_REWRITE_TEMPLATE, "difficulty": DIFFICULTY_REWRITE_TEMPLATE}
+
+
+def rewrite_prompt(mode: str, question: str) -> str:
+    """The user-turn text asking the optimizer LLM to improve `question` for `mode` ('solvability' | 'difficulty')."""
+    try:
+        template = REWRITE_TEMPLATES[mode]
+    except KeyError:
+        raise ValueError(f"rewrite mode {mode!r}: expected one of {sorted(REWRITE_TEMPLATES)}") from None
+    return template.format(question=question.strip(), marker=REWRITE_MARKER)
 
 
 def prefix_from_chat_template(tokenizer) -> tuple[str, list[str]]:

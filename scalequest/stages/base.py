@@ -42,6 +42,11 @@ def none_if_nan(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
+def list_or_none(value) -> list | None:
+    """A list cell as a list; a null cell (None, or the NaN Ray puts in an all-null column) as None."""
+    return value if isinstance(value, list) else None
+
+
 class Rejects:
     """The `reject_stage` / `reject_reason` columns of a batch, created if absent; earlier rejects are kept."""
 

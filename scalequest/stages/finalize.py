@@ -28,7 +28,7 @@ class FinalizeRows:
         cols.update(rejects.columns())
         cols["status"] = [KEPT if r is None else REJECTED for r in cols[REJECT_REASON]]
         if "responses" in batch:
-            cols["num_answered"] = [len(r) if r is not None else None for r in column(batch, "responses")]
+            cols["num_answered"] = [len(r) if isinstance(r, list) else None for r in column(batch, "responses")]
         gens = cols["generator"]
         for key in ("generator_model", "sampling"):
             cols[key] = [self.per_generator.get(g, {}).get(key) for g in gens]

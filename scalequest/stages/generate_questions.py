@@ -8,6 +8,7 @@ pre-query prefix, stopping at end-of-turn.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 from scalequest.engines.base import Sampling
 from scalequest.stages.base import Rejects, column, require
@@ -70,13 +71,19 @@ class GenerateQuestions:
         unknown = sorted(set(gens) - set(self.engines))
         if unknown:
             raise ValueError(f"GenerateQuestions: no engine for generator(s) {unknown}; known: {sorted(self.engines)}")
-        for name in dict.fromkeys(gens):
-            rows = [i for i in rejects.kept() if gens[i] == name]
-            if not rows:
-                continue
-            prompt = self.prefixes[name][0]
-            outs = self.engines[name].generate([prompt] * len(rows), self.samplings[name], [seeds[i] for i in rows])
-            for i, out in zip(rows, outs):
+        groups = {name: [i for i in rejects.kept() if gens[i] == name] for name in dict.fromkeys(gens)}
+        groups = {name: rows for name, rows in groups.items() if rows}
+
+        def sample(name):
+            rows = groups[name]
+            prompts = [self.prefixes[name][0]] * len(rows)
+            return self.engines[name].generate(prompts, self.samplings[name], [seeds[i] for i in rows])
+
+        # generators on different engines work at the same time
+        with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
+            results = dict(zip(groups, pool.map(sample, groups)))
+        for name, rows in groups.items():
+            for i, out in zip(rows, results[name]):
                 g = out[0]
                 questions[i], tokens[i] = g.text.strip(), g.num_tokens
                 if g.finish_reason == "error":

@@ -11,6 +11,8 @@ from scalequest.mathcheck import extract_boxed
 from scalequest.stages.base import Rejects, column, require
 
 STAGE = "responses"
+ANSWER_CUE = "\n\nThe final answer is $\\boxed{"
+_ANSWER_SAMPLING = Sampling(temperature=0.0, max_tokens=24, stop=("$",))
 
 
 class GenerateResponses:
@@ -32,15 +34,30 @@ class GenerateResponses:
         if rows:
             outs = self.engine.generate([self.prompt(questions[i]) for i in rows], self.sampling,
                                         [seeds[i] for i in rows])
+            texts = {(i, k): g.text for i, gens in zip(rows, outs) for k, g in enumerate(gens)
+                     if g.finish_reason != "error"}
+            forced_tokens = self._force(questions, texts) if self.cfg.force_answer else {}
             for i, gens in zip(rows, outs):
-                tokens[i] = sum(g.num_tokens for g in gens)
-                for g in gens:
-                    answer = extract_boxed(g.text) if g.finish_reason != "error" else None
+                tokens[i] = sum(g.num_tokens for g in gens) + forced_tokens.get(i, 0)
+                for k in range(len(gens)):
+                    answer = extract_boxed(texts[(i, k)]) if (i, k) in texts else None
                     if answer is not None:
-                        responses[i].append(g.text)
+                        responses[i].append(texts[(i, k)])
                         answers[i].append(answer)
                 if not responses[i]:
                     rejects.reject(i, STAGE, f"no response with a \\boxed{{}} answer (of {len(gens)})")
         out = {k: column(batch, k) for k in batch}
         out.update(responses=responses, response_answers=answers, response_tokens=tokens, **rejects.columns())
         return out
+
+    def _force(self, questions, texts: dict) -> dict:
+        """Continue answer-less responses with the answer cue (in place); returns extra tokens per question row."""
+        todo = [key for key, text in texts.items() if extract_boxed(text) is None]
+        extra: dict[int, int] = {}
+        if not todo:
+            return extra
+        cues = [self.prompt(questions[i]) + texts[(i, k)].rstrip() + ANSWER_CUE for i, k in todo]
+        for (i, k), cont in zip(todo, self.engine.generate(cues, _ANSWER_SAMPLING)):
+            texts[(i, k)] = texts[(i, k)].rstrip() + ANSWER_CUE + cont[0].text + "$"
+            extra[i] = extra.get(i, 0) + cont[0].num_tokens
+        return extra

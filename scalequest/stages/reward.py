@@ -7,7 +7,7 @@ final answer math-verify finds equivalent) is always computed; a reward model sc
 from __future__ import annotations
 
 from scalequest.mathcheck import vote_answers
-from scalequest.stages.base import Rejects, column, require
+from scalequest.stages.base import Rejects, column, list_or_none, require
 
 STAGE = "reward"
 
@@ -26,8 +26,9 @@ class ScoreResponses:
 
     def __call__(self, batch: dict) -> dict:
         n = require("ScoreResponses", batch, ["question", "responses", "response_answers"])
-        questions, responses = column(batch, "question"), column(batch, "responses")
-        answers = column(batch, "response_answers")
+        questions = column(batch, "question")
+        responses = [list_or_none(v) or [] for v in column(batch, "responses")]
+        answers = [list_or_none(v) or [] for v in column(batch, "response_answers")]
         rejects = Rejects(batch, n)
         rewards, agreement = [None] * n, [None] * n
         rows = [i for i in rejects.kept() if responses[i]]

@@ -7,7 +7,7 @@ highest answer agreement; ties go to the earlier response.
 
 from __future__ import annotations
 
-from scalequest.stages.base import Rejects, column, require
+from scalequest.stages.base import Rejects, column, list_or_none, require
 
 STAGE = "select"
 
@@ -16,7 +16,8 @@ class SelectBest:
     def __call__(self, batch: dict) -> dict:
         n = require("SelectBest", batch, ["responses", "response_answers", "response_rewards", "response_agreement"])
         responses, answers = column(batch, "responses"), column(batch, "response_answers")
-        rewards, agreement = column(batch, "response_rewards"), column(batch, "response_agreement")
+        rewards = [list_or_none(v) for v in column(batch, "response_rewards")]
+        agreement = [list_or_none(v) for v in column(batch, "response_agreement")]
         rejects = Rejects(batch, n)
         best = {"response": [None] * n, "final_answer": [None] * n, "reward": [None] * n, "agreement": [None] * n}
         for i in rejects.kept():

@@ -2,7 +2,6 @@
 
 import json
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,17 +10,9 @@ import pytest
 from scalequest.mathcheck import answers_match, extract_boxed, gsm8k_gold, vote_answers
 
 
-def _shared_data_dir() -> Path:
-    default = Path(__file__).resolve().parents[3] / "shared" / "data"
-    return Path(os.environ.get("SCALEQUEST_SHARED_DATA", default))
-
-
 @pytest.fixture(scope="module")
-def data_dir() -> Path:
-    path = _shared_data_dir()
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path} (set SCALEQUEST_SHARED_DATA to the data folder)")
-    return path
+def data_dir(shared_data) -> Path:
+    return shared_data
 
 
 @pytest.mark.parametrize(

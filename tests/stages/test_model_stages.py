@@ -8,7 +8,7 @@ from scalequest.config import GeneratorConfig, ResponsesConfig, SamplingConfig, 
 from scalequest.engines.chat import ChatFormatter
 from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions
 from scalequest.stages.responses import GenerateResponses
-from scalequest.stages.solvability import JudgeSolvability
+from scalequest.stages.solvability import VERDICT_CUE, JudgeSolvability
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,17 @@ def test_generate_questions_is_reproducible_and_rejects_runaway_generations(tiny
     assert again["question"] == out["question"]  # seeded from (run seed, row id)
 
 
+def test_generate_questions_routes_rows_to_their_generator(tiny_engine, fmt):
+    prefix, stops = fmt.prefix("auto")
+    stage = GenerateQuestions(
+        {"a": tiny_engine, "b": tiny_engine}, {"a": (prefix, stops), "b": ("User: ", ["\n\nAssistant:"])},
+        {"a": SamplingConfig(max_tokens=3), "b": SamplingConfig(max_tokens=9)})
+    out = stage({"id": [0, 1, 2, 3], "generator": ["a", "b", "a", "b"], "seed": [1, 2, 3, 4]})
+    # each row is sampled with its own generator's settings (the random model rarely stops early)
+    assert max(out["question_tokens"][0::2]) <= 3 < max(out["question_tokens"][1::2]) <= 9
+    assert out["reject_reason"][1] in (None, "no end-of-turn within 9 tokens", "empty question")
+
+
 def test_generate_questions_leaves_upstream_rejects_alone(tiny_engine, fmt):
     stage = _gen_stage(tiny_engine, fmt, max_tokens=4)
     out = stage({"id": [0, 1], "generator": ["tiny", "tiny"], "seed": [1, 2],
@@ -49,22 +60,30 @@ def test_generate_questions_unknown_generator_is_a_contract_error(tiny_engine, f
         _gen_stage(tiny_engine, fmt, 4)({"id": [0], "generator": ["other"], "seed": [0]})
 
 
-def test_judge_turns_garbage_verdicts_into_rejects(tiny_engine, fmt):
-    cfg = SolvabilityConfig(model="m", sampling=SamplingConfig(temperature=0.0, max_tokens=12))
+@pytest.mark.parametrize("force", [False, True])
+def test_judge_turns_garbage_verdicts_into_rejects(tiny_engine, fmt, force):
+    cfg = SolvabilityConfig(model="m", sampling=SamplingConfig(temperature=0.0, max_tokens=12), force_verdict=force)
     out = JudgeSolvability(cfg, tiny_engine, fmt)(
         {"question": np.array(["What is 2+2?", "Solve x+1=3."], dtype=object), "seed": np.array([1, 2])})
     assert out["reject_stage"] == ["solvability", "solvability"]
     assert all(r.startswith("unparseable verdict") for r in out["reject_reason"])
     assert out["solvable"] == [None, None]
-    assert all(j is not None for j in out["solvability_judgement"])
-    assert all(0 < t <= 12 for t in out["judge_tokens"])
+    # with forcing, the verdict cue and what the judge wrote after it are part of the recorded judgement
+    assert all((VERDICT_CUE in j) == force for j in out["solvability_judgement"])
+    assert all(0 < t <= 12 + 3 * force for t in out["judge_tokens"])
 
 
-def test_responses_without_boxed_answer_are_dropped(tiny_engine, fmt):
-    cfg = ResponsesConfig(model="m", n=3, sampling=SamplingConfig(temperature=0.7, max_tokens=10))
-    stage = GenerateResponses(cfg, tiny_engine, fmt)
-    out = stage({"question": ["What is 2+2?"], "seed": [3]})
-    assert out["responses"] == [[]] and out["response_answers"] == [[]]
-    assert out["reject_reason"] == ["no response with a \\boxed{} answer (of 3)"]
-    assert 0 < out["response_tokens"][0] <= 30
+def test_responses_without_boxed_answer_are_dropped_even_after_forcing(tiny_engine, fmt):
+    outs = {}
+    for force in (False, True):
+        cfg = ResponsesConfig(model="m", n=3, sampling=SamplingConfig(temperature=0.7, max_tokens=10),
+                              force_answer=force)
+        stage = GenerateResponses(cfg, tiny_engine, fmt)
+        outs[force] = out = stage({"question": ["What is 2+2?"], "seed": [3]})
+        # a random model never closes the forced "\\boxed{" either: the responses are still dropped
+        assert out["responses"] == [[]] and out["response_answers"] == [[]]
+        assert out["reject_reason"] == ["no response with a \\boxed{} answer (of 3)"]
+    assert 0 < outs[False]["response_tokens"][0] <= 30
+    # the same seeded responses, plus 1..24 tokens of forced answer for each of the 3
+    assert 3 <= outs[True]["response_tokens"][0] - outs[False]["response_tokens"][0] <= 72
     assert "\\boxed{}" in stage.prompt("Q?") and stage.prompt("Q?").startswith("<|im_start|>")

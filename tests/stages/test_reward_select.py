@@ -40,6 +40,14 @@ def test_reward_model_scores_every_response_and_selection_follows_it(tiny_scorer
     assert best["response"][0] == _batch()["responses"][0][j] and best["reward"][0] == rewards[j]
 
 
+def test_select_treats_nan_list_cells_as_missing():
+    # Ray turns an all-null column (no reward model) into a float NaN array
+    b = ScoreResponses(RewardConfig(), num_samples=3)(_batch())
+    b["response_rewards"] = np.array([np.nan, np.nan])
+    out = SelectBest()(b)
+    assert out["final_answer"][0] == "1" and out["reward"][0] is None
+
+
 def test_select_accepts_numpy_list_columns():
     b = ScoreResponses(RewardConfig(), num_samples=3)(_batch())
     numpy_batch = {k: np.array([np.array(v, dtype=object) if isinstance(v, list) else v for v in col] + [None],

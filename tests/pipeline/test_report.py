@@ -1,0 +1,38 @@
+import pytest
+
+from scalequest.pipeline.report import funnel, reason_kind, render_text
+
+
+@pytest.mark.parametrize("reason, kind", [
+    ("language 'fr' (fastText 0.87)", "language"),
+    ("no end-of-turn within 160 tokens", "no end-of-turn within tokens"),
+    ("too easy (difficulty 0.100 < 0.400)", "too easy"),
+    ("non-English character '你' (CJK UNIFIED IDEOGRAPH-4F60)", "non-English character"),
+    ("judged unsolvable", "judged unsolvable"),
+])
+def test_reason_kind_groups_details(reason, kind):
+    assert reason_kind(reason) == kind
+
+
+def test_funnel_adds_up_per_stage():
+    rows = ([{"reject_stage": None, "reject_reason": None}] * 3
+            + [{"reject_stage": "language", "reject_reason": "language 'fr' (fastText 0.9)"}] * 2
+            + [{"reject_stage": "solvability", "reject_reason": "judged unsolvable"}])
+    f = {s["stage"]: s for s in funnel(rows)}
+    assert f["generate"] == {"stage": "generate", "in": 6, "kept": 6, "rejected": 0, "reasons": {}}
+    assert f["language"]["kept"] == 4 and f["language"]["reasons"] == {"language": 2}
+    assert f["solvability"]["in"] == 4 and f["solvability"]["kept"] == 3
+    assert f["select"]["kept"] == 3
+
+
+def test_funnel_keeps_unknown_stages_at_the_end():
+    f = funnel([{"reject_stage": "custom", "reject_reason": "x"}])
+    assert f[-1]["stage"] == "custom" and f[-1]["in"] == 1 and f[-1]["kept"] == 0
+
+
+def test_render_text_shows_funnel_and_skips():
+    report = dict(candidates=1, kept=0, wall_s=1.0, funnel=funnel([{"reject_stage": "dedup", "reject_reason": "d"}]),
+                  skipped_stages=["difficulty: none"], stage_time={}, output_tokens_per_s=1.0,
+                  tokens_generated=dict(total=1, question_tokens=1, judge_tokens=0, response_tokens=0))
+    text = render_text(report)
+    assert "dedup" in text and "(skipped: difficulty: none)" in text

@@ -1,0 +1,95 @@
+"""End to end on local Ray: the synthesis pipeline from an empty start to Parquet + run report.
+
+`test_pipeline_end_to_end_on_tiny_random_model` runs every operator on a random-weight model (its output is
+garbage, so rows end as rejects with reasons: the plumbing, accounting and output contract are what is checked).
+`test_tiny_config_produces_kept_pairs` (slow) runs the packaged tiny config on the real SmolLM2-135M.
+"""
+
+import json
+import string
+
+import pyarrow.parquet as pq
+import pytest
+
+from scalequest.config import load_config
+from scalequest.pipeline.run import run_synthesis
+from scalequest.schema import FUNNEL_STAGES, output_schema
+
+
+def _read_all(run_dir):
+    import ray.data
+
+    table = pq.read_table(run_dir / "data")
+    assert ray.data.read_parquet(str(run_dir / "data")).count() == table.num_rows
+    return table
+
+
+def _check_funnel(report, n):
+    funnel = report["funnel"]
+    assert [f["stage"] for f in funnel][: len(FUNNEL_STAGES)] == list(FUNNEL_STAGES)
+    assert funnel[0]["in"] == n == report["candidates"]
+    for prev, cur in zip(funnel, funnel[1:]):
+        assert cur["in"] == prev["kept"]
+    for f in funnel:
+        assert f["in"] == f["kept"] + f["rejected"] and f["rejected"] == sum(f["reasons"].values())
+    assert funnel[-1]["kept"] == report["kept"]
+
+
+@pytest.mark.ray
+def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_scorer_model, tmp_path):
+    n = 24
+    stops = list(string.ascii_letters) + ["\ufffd"]  # a random model only ends a "question" on these
+    cfg = load_config("tiny", [
+        f"models.smollm2.path={tiny_model}", f"num_candidates={n}", f"output.dir={tmp_path}", "seed=3",
+        "generators.0.hint=\"\"", f"generators.0.sampling.stop={json.dumps(stops)}",
+        "generators.0.sampling.max_tokens=16", "language.enabled=false", "solvability.enabled=false",
+        "responses.n=2", "responses.sampling.max_tokens=8", "responses.force_answer=false", "ray.num_cpus=8",
+        f"difficulty.model_path={tiny_scorer_model}", "difficulty.drop_easiest_share=0.5",
+    ])
+    run_dir = run_synthesis(cfg)
+
+    table = _read_all(run_dir)
+    assert table.num_rows == n and sorted(table.column("id").to_pylist()) == list(range(n))
+    assert set(output_schema().names) <= set(table.column_names)
+    rows = table.to_pylist()
+    assert all(r["status"] == "rejected" and r["reject_stage"] and r["reject_reason"] for r in rows)
+    reached = [r for r in rows if r["reject_stage"] == "responses"]
+    assert reached, "some questions must end at end-of-turn and reach the solver"
+    assert all(r["reject_reason"] == "no response with a \\boxed{} answer (of 2)" for r in reached)
+    assert all(r["response_tokens"] > 0 and r["question_hash"] for r in reached)
+    assert {r["generator_model"] for r in rows} == {str(tiny_model)}
+    assert {r["config_hash"] for r in rows} == {cfg.config_hash()}
+
+    report = json.loads((run_dir / "summary.json").read_text())
+    _check_funnel(report, n)
+    assert report["kept"] == 0 and report["tokens_generated"]["total"] > 0
+    difficulty = next(f for f in report["funnel"] if f["stage"] == "difficulty")
+    assert difficulty["in"] >= 2 and difficulty["rejected"] == int(difficulty["in"] * 0.5)
+    assert set(difficulty["reasons"]) == {"too easy"}
+    assert all(r["difficulty"] is not None for r in rows if r["reject_stage"] in ("difficulty", "responses"))
+    assert not any("difficulty" in s for s in report["skipped_stages"])
+    assert "generate" in report["stage_time"] and (run_dir / "summary.txt").read_text().startswith("ScaleQuest run")
+    assert load_config(run_dir / "config.yaml").config_hash() == cfg.config_hash()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_tiny_config_produces_kept_pairs(tmp_path, shared_data):
+    from pathlib import Path
+
+    from scalequest.engines.prepare import prepare_model
+
+    models_dir = Path(__file__).resolve().parents[2] / "models"  # shared with the README's tiny run
+    model = prepare_model("smollm2", models_dir)
+    n = 32
+    cfg = load_config("tiny", [f"models.smollm2.path={model}", f"num_candidates={n}", f"output.dir={tmp_path}"])
+    run_dir = run_synthesis(cfg)
+
+    report = json.loads((run_dir / "summary.json").read_text())
+    _check_funnel(report, n)
+    kept = [r for r in _read_all(run_dir).to_pylist() if r["status"] == "kept"]
+    assert kept, f"the tiny run kept nothing: {report['funnel']}"
+    for r in kept:
+        assert r["question"].strip() and "\\boxed{" in r["response"] and r["final_answer"]
+        assert r["language"] == "en" and r["solvable"] is True
+        assert 0 < r["agreement"] <= 1 and r["num_answered"] >= 1 and r["reject_reason"] is None
