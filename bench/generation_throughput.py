@@ -1,0 +1,407 @@
+"""Output tokens/s of question generation, side by side in one run, on the same model, prompts and sampling:
+
+  (a) pipeline      the pipeline's generate stage as `build_dataset` wires it: ray.data.range(N) →
+                    AssignGenerators → GenerateQuestions through `DatasetBuilder.add` (TimedStage,
+                    ActorPoolStrategy), calling the shared async vLLM engine actor from `start_engines`.
+                    Timed around the dataset's execution only.
+  (b) bare vLLM     one `vllm.LLM.generate` over the same N prompts, same engine kwargs, same per-row
+                    SamplingParams (seeds from `row_seed`, end-of-turn stops). Timed around `generate` only.
+  (c) transformers  `model.generate`, batched, left-padded, `do_sample=True`, same temperature/top-p, on
+                    fewer prompts (~20x slower). Tokens counted up to and including the first stop token.
+
+(a) and (b) repeat `--repeats` times, interleaved (a, b, a, b, …) by default, and the table shows medians.
+
+Run:  .venv/bin/python bench/generation_throughput.py [--prompts 128] [--max-tokens 128] [--hf-prompts 8]
+      [--repeats 3] [--config tiny] [--model models/smollm2-135m-instruct] [--out bench/results/...json]
+See bench/README.md for what the numbers mean and the last measured table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+ENV = {"VLLM_CPU_KVCACHE_SPACE": "2", "RAY_AUTH_MODE": "disabled"}
+os.environ.update(ENV)  # before Ray or vLLM read them; Ray workers get them again through runtime_env
+
+log = logging.getLogger("bench.generation_throughput")
+
+
+@dataclass
+class Workload:
+    """What every engine generates: N copies of one prefix, one seed per row."""
+
+    cfg: object  # SynthesisConfig with exactly one generator
+    prefix: str
+    stops: list[str]
+    sampling: object  # scalequest.engines.base.Sampling
+    seeds: list[int]
+
+    @property
+    def model(self):
+        return self.cfg.models[self.cfg.generators[0].model]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="models/smollm2-135m-instruct", help="HF model folder (all engines).")
+    p.add_argument("--config", default="tiny", help="Config whose model settings (dtype, eager, …) apply.")
+    p.add_argument("--prompts", type=int, default=128, help="Prompts for the pipeline and bare vLLM.")
+    p.add_argument("--max-tokens", type=int, default=128, help="max_tokens per question.")
+    p.add_argument("--hf-prompts", type=int, default=8, help="Prompts for transformers (0 = skip it).")
+    p.add_argument("--hf-dtype", choices=["fp32", "bf16"], default="fp32", help="transformers weights dtype.")
+    p.add_argument("--repeats", type=int, default=3, help="Timed runs of (a) and (b) each; medians reported.")
+    p.add_argument("--max-num-seqs", type=int, default=256, help="vLLM max_num_seqs for both engines.")
+    p.add_argument("--order", choices=["interleaved", "sequential"], default="interleaved",
+                   help="a,b,a,b,… or all (a) then all (b).")
+    p.add_argument("--gen-batch", type=int, default=None, help="Override the pipeline's generate batch size.")
+    p.add_argument("--gen-actors", type=int, default=None, help="Override the generate stage's actor count.")
+    p.add_argument("--ray-cpus", type=int, default=8, help="Logical CPUs for the local Ray.")
+    p.add_argument("--out", default="bench/results/generation_throughput.json", help="JSON results file.")
+    return p.parse_args(argv)
+
+
+def load_workload(args) -> Workload:
+    from scalequest.config import load_config
+    from scalequest.engines.base import Sampling
+    from scalequest.pipeline.build import formatter
+    from scalequest.stages.generate_questions import AssignGenerators
+
+    key = load_config(args.config).generators[0].model
+    cfg = load_config(args.config, [
+        f"models.{key}.path={args.model}", f"models.{key}.max_num_seqs={args.max_num_seqs}",
+        f"models.{key}.replicas=1", f"generators.0.sampling.max_tokens={args.max_tokens}",
+        "generators.0.share=1.0", f"num_candidates={args.prompts}",
+    ])
+    cfg.generators = cfg.generators[:1]  # one generator, so every row gets the same prefix and engine
+    g = cfg.generators[0]
+    prefix, stops = formatter(cfg, g.model).prefix(g.template, g.prefix)  # as build_dataset derives it
+    prefix += getattr(g, "hint", None) or ""
+    seeds = AssignGenerators(cfg.generators, cfg.seed)({"id": list(range(args.prompts))})["seed"]
+    return Workload(cfg, prefix, stops, Sampling.from_config(g.sampling, extra_stop=stops), seeds)
+
+
+def pipeline_shape(args, cfg) -> tuple[int, int]:
+    """(batch size, actors) of the generate stage as `build_dataset` sets them, unless overridden.
+
+    From `cfg.generate` where the config has it, else the older formula (max(16, min(256, N // 4)), 2 actors).
+    """
+    gen = getattr(cfg, "generate", None)
+    batch = gen.batch_size if gen else max(16, min(256, cfg.num_candidates // 4 or 1))
+    actors = gen.concurrency if gen else 2
+    return args.gen_batch or batch, args.gen_actors or actors
+
+
+def run_pipeline(w: Workload, engines: dict, gen_batch: int, actors: int) -> dict:
+    """One execution of range → AssignGenerators → GenerateQuestions; tokens from every row's
+    question_tokens."""
+    import ray
+
+    from scalequest.pipeline.actors import StageLedger
+    from scalequest.pipeline.build import CLIENT_CPUS, DatasetBuilder
+    from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions
+
+    g, n = w.cfg.generators[0], len(w.seeds)
+    ledger = StageLedger.remote()
+    ds = ray.data.range(n, override_num_blocks=max(1, -(-n // gen_batch)))
+    ds = ds.map_batches(AssignGenerators(w.cfg.generators, w.cfg.seed), batch_size=gen_batch,
+                        num_cpus=CLIENT_CPUS, batch_format="numpy")
+    ds = DatasetBuilder(ledger).add(ds, "generate", GenerateQuestions, dict(
+        engines={g.name: engines[g.model]}, prefixes={g.name: (w.prefix, w.stops)},
+        samplings={g.name: g.sampling}), batch_size=gen_batch, concurrency=actors)
+    tokens = rows = rejected = 0
+    t0, t0_wall = time.perf_counter(), time.time()
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        tokens += int(batch["question_tokens"].sum())
+        rows += len(batch["question_tokens"])
+        rejected += sum(r is not None for r in batch["reject_reason"])
+    seconds = time.perf_counter() - t0
+    stage = ray.get(ledger.snapshot.remote()).get("generate", {})
+    ray.kill(ledger)
+    window = stage.get("last_end", 0) - stage.get("first_start", 0)
+    return dict(rows=rows, tokens=tokens, seconds=seconds, tok_s=tokens / seconds, rejected=rejected,
+                startup_s=stage.get("first_start", t0_wall) - t0_wall,  # Ray Data start-up before batch one
+                stage_window_s=window, stage_tok_s=tokens / window if window > 0 else None,
+                stage_busy_s=stage.get("busy_s"), stage_batches=stage.get("batches"))
+
+
+class BareVLLM:
+    """A raw in-process `vllm.LLM` with the pipeline engine's kwargs and per-row SamplingParams."""
+
+    def __init__(self, w: Workload):
+        from vllm import LLM
+
+        from scalequest.engines.vllm_engine import _StopTokens, engine_kwargs, sampling_params
+
+        self.llm = LLM(**engine_kwargs(w.model))
+        stops = _StopTokens(self.llm.get_tokenizer())  # the engines' own stop split: identical SamplingParams
+        self.prompts = [w.prefix] * len(w.seeds)
+        self.params = [sampling_params(w.sampling, s, stops) for s in w.seeds]
+
+    def run(self, n: int | None = None) -> dict:
+        prompts, params = self.prompts[:n], self.params[:n]
+        t0 = time.perf_counter()
+        outs = self.llm.generate(prompts, params, use_tqdm=False)
+        seconds = time.perf_counter() - t0
+        tokens = sum(len(o.outputs[0].token_ids) for o in outs)
+        return dict(rows=len(outs), tokens=tokens, seconds=seconds, tok_s=tokens / seconds)
+
+    def close(self) -> None:
+        self.llm.llm_engine.engine_core.shutdown()
+
+
+def run_hf(w: Workload, n: int, dtype: str) -> dict:
+    """transformers `generate` on n prompts (one batch, left padding), timed around generate only."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(w.model.path, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(
+        w.model.path, dtype=torch.float32 if dtype == "fp32" else torch.bfloat16).eval()
+    special = [s for s in w.stops if s in tok.all_special_tokens]
+    text_stops = [s for s in w.stops if s not in special]
+    stop_ids = sorted({tok.convert_tokens_to_ids(s) for s in special} | {tok.eos_token_id})
+    inputs = tok([w.prefix] * n, return_tensors="pt", padding=True)
+    s = w.sampling
+    kw = dict(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=0, max_new_tokens=s.max_tokens,
+              eos_token_id=stop_ids, pad_token_id=tok.pad_token_id or stop_ids[0],
+              **(dict(stop_strings=text_stops, tokenizer=tok) if text_stops else {}))
+    torch.manual_seed(w.cfg.seed)
+    with torch.inference_mode():
+        model.generate(**{k: v[:1] for k, v in inputs.items()}, **{**kw, "max_new_tokens": 4})  # warm-up
+        t0 = time.perf_counter()
+        out = model.generate(**inputs, **kw)
+        seconds = time.perf_counter() - t0
+    tokens = sum(_tokens_to_stop(row.tolist(), stop_ids) for row in out[:, inputs["input_ids"].shape[1]:])
+    return dict(rows=n, tokens=tokens, seconds=seconds, tok_s=tokens / seconds, dtype=dtype,
+                torch_threads=torch.get_num_threads())
+
+
+def _tokens_to_stop(ids: list[int], stop_ids: list[int]) -> int:
+    """Generated tokens up to and including the first stop token (vLLM counts the stop token too)."""
+    for i, t in enumerate(ids):
+        if t in stop_ids:
+            return i + 1
+    return len(ids)
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid → (parent pid, name, CPU seconds so far) for every process in /proc."""
+    tick, procs = os.sysconf("SC_CLK_TCK"), {}
+    for d in Path("/proc").iterdir():
+        try:
+            stat = (d / "stat").read_text() if d.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat:
+            f = stat[stat.rindex(")") + 2:].split()
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            procs[int(d.name)] = (int(f[1]), name, (int(f[11]) + int(f[12])) / tick)  # ppid, utime + stime
+    return procs
+
+
+def _descendants(procs: dict, root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    todo, out = [root], []
+    while todo:
+        out.append(todo.pop())
+        todo += children.get(out[-1], [])
+    return out
+
+
+def engine_cpu_seconds(root: int) -> dict[str, float]:
+    """CPU seconds so far of the bare engine (VLLM::* children of this driver, with theirs) and of the engine
+    actor (every other VLLM::* process below the driver): does the idle engine slow the running one?"""
+    procs = _processes()
+    mine = _descendants(procs, root)
+    tops = [c for c in mine if procs[c][0] == root and procs[c][1].startswith("VLLM::")]
+    bare = {p for c in tops for p in _descendants(procs, c)}
+    actor = {p for p in mine if procs[p][1].startswith("VLLM::")} - bare
+    return {"bare": sum(procs[p][2] for p in bare), "actor": sum(procs[p][2] for p in actor)}
+
+
+def owned_shm(root_pid: int) -> set[str]:
+    """/dev/shm segments (vLLM's psm_*, multiprocessing sem.mp-*) mapped by `root_pid` or its descendants:
+    Ray's raylet, its workers and the engines' processes all descend from this driver. Engines killed with
+    their actor leave these behind."""
+    names: set[str] = set()
+    for pid in _descendants(_processes(), root_pid):
+        names |= _mapped_shm(pid)
+    return names
+
+
+def _mapped_shm(pid) -> set[str]:
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return set()
+    return {tok for line in maps.splitlines() for tok in line.split()
+            if tok.startswith(("/dev/shm/psm_", "/dev/shm/sem.mp-"))}
+
+
+def remove_unmapped(names: set[str]) -> list[str]:
+    """Unlink the segments in `names` that still exist and that no process on the machine maps any more."""
+    in_use = set().union(*(_mapped_shm(d.name) for d in Path("/proc").iterdir() if d.name.isdigit()))
+    removed = []
+    for name in sorted(names - in_use):
+        try:
+            os.unlink(name)
+            removed.append(name)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def load_average() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def median_of(runs: list[dict]) -> dict:
+    keys = ("rows", "tokens", "seconds", "tok_s")
+    return {k: statistics.median(r[k] for r in runs) for k in keys}
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def print_table(results: dict) -> None:
+    rows = [("pipeline (Ray Data + engine actor)", results["pipeline"]),
+            ("bare vLLM LLM.generate", results["bare"])]
+    if results.get("transformers"):
+        rows.append((f"transformers generate {results['transformers']['dtype']}", results["transformers"]))
+    print(f"\n{'engine':<38}{'prompts':>8}{'out tokens':>12}{'seconds':>10}{'tokens/s':>10}")
+    for name, r in rows:
+        print(f"{name:<38}{r['rows']:>8.0f}{r['tokens']:>12.0f}{r['seconds']:>10.1f}{r['tok_s']:>10.1f}")
+    ra = results["ratios"]
+    print(f"\npipeline / bare vLLM     = {_fmt(ra['pipeline_over_bare'])}   (target >= 0.9)")
+    print(f"pipeline / transformers  = {_fmt(ra['pipeline_over_transformers'])}   (target >= 10)")
+    print(f"pipeline stage window    = {_fmt(ra['stage_window_over_bare'])} x bare "
+          "(first batch start → last batch end: leaves out Ray Data start-up)")
+    share = results["idle_engine_cpu_share"]
+    print(f"idle engine CPU while the other ran: at most {100 * share:.1f}% of a core "
+          f"({'both loaded is fine' if share < 0.05 else 'it competes: rerun with --order sequential'}; "
+          f"order={results['args']['order']})")
+
+
+def _fmt(x):
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def timed_repeats(args, w: Workload, engines: dict, bare: BareVLLM, shape: tuple[int, int]):
+    """Run (a) and (b) `repeats` times each, interleaved or one after the other; returns both run lists."""
+    plan = (["a", "b"] * args.repeats if args.order == "interleaved"
+            else ["a"] * args.repeats + ["b"] * args.repeats)
+    pipe, raw = [], []
+    for i, which in enumerate(plan, 1):
+        time.sleep(2)  # vLLM's workers busy-poll for 1 s after their last step: let the other engine go quiet
+        cpu0 = engine_cpu_seconds(os.getpid())
+        r = run_pipeline(w, engines, *shape) if which == "a" else bare.run()
+        cpu1 = engine_cpu_seconds(os.getpid())
+        idle = "bare" if which == "a" else "actor"  # the engine that should be doing nothing meanwhile
+        r["idle_engine_cpu_s"] = cpu1[idle] - cpu0[idle]
+        (pipe if which == "a" else raw).append(r)
+        log.info("run %d/%d %s: %d tokens in %.1f s = %.1f tok/s", i, len(plan),
+                 "pipeline" if which == "a" else "bare", r["tokens"], r["seconds"], r["tok_s"])
+    return pipe, raw
+
+
+def start_vllm_engines(args, w: Workload):
+    """Load both vLLM engines once and warm each with a small untimed request."""
+    import ray
+
+    from scalequest.pipeline.engine_pool import start_engines
+
+    ray.init(num_cpus=args.ray_cpus, include_dashboard=False, runtime_env={"env_vars": ENV})
+    t0 = time.perf_counter()
+    engines = start_engines(w.cfg.models, {w.cfg.generators[0].model})
+    actor_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    bare = BareVLLM(w)
+    bare_load = time.perf_counter() - t0
+    warm = replace(w.sampling, max_tokens=8)
+    engines[w.cfg.generators[0].model].generate([w.prefix] * 4, warm, w.seeds[:4])
+    bare.run(4)
+    return engines, bare, dict(engine_actor_s=actor_load, bare_llm_s=bare_load)
+
+
+def measure_vllm(args, w: Workload, shape: tuple[int, int]):
+    """Load both engines, run the timed repeats, shut everything down and remove the /dev/shm leftovers."""
+    import ray
+
+    from scalequest.pipeline.engine_pool import stop_engines
+
+    engines, bare, shm = {}, None, set()
+    try:
+        engines, bare, load_s = start_vllm_engines(args, w)
+        shm |= owned_shm(os.getpid())
+        pipe, raw = timed_repeats(args, w, engines, bare, shape)
+    finally:
+        shm |= owned_shm(os.getpid())
+        if bare is not None:
+            bare.close()
+        stop_engines(engines)
+        ray.shutdown()
+        time.sleep(3)  # let the killed engine processes exit before checking who still maps what
+        removed = remove_unmapped(shm)
+        log.info("removed %d leftover /dev/shm segment(s) of this run: %s", len(removed), removed)
+    return pipe, raw, load_s
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    load_start = load_average()
+    print(f"load at start: {load_start}")
+    w = load_workload(args)
+    shape = pipeline_shape(args, w.cfg)
+    print(f"pipeline generate stage: batch_size={shape[0]}, actors={shape[1]} → at most "
+          f"{shape[0] * shape[1]} requests in flight (bare vLLM: {args.prompts}); "
+          f"max_num_seqs={w.model.max_num_seqs}; order={args.order}")
+    pipe, raw, load_s = measure_vllm(args, w, shape)
+    hf = run_hf(w, args.hf_prompts, args.hf_dtype) if args.hf_prompts else None
+    results = summarize(args, w, shape, pipe, raw, hf, load_s, load_start)
+    print_table(results)
+    print(f"load at end:   {results['load_end']}")
+    write_json(args.out, results)
+    return results
+
+
+def summarize(args, w, shape, pipe, raw, hf, load_s, load_start) -> dict:
+    p, b = median_of(pipe), median_of(raw)
+    window = statistics.median(r["stage_tok_s"] for r in pipe if r["stage_tok_s"])
+    return dict(
+        args=vars(args), machine=dict(cpus=os.cpu_count(), platform=platform.platform()),
+        load_start=load_start, load_end=load_average(), model=w.model.model_dump(),
+        sampling=asdict(w.sampling), prefix=w.prefix,
+        pipeline_shape=dict(batch_size=shape[0], actors=shape[1], max_in_flight=shape[0] * shape[1]),
+        engine_load_s=load_s, pipeline=p, bare=b, transformers=hf,
+        # same seeds and params, so the counts should agree up to batch-dependent bf16 rounding
+        token_counts=dict(pipeline=[r["tokens"] for r in pipe], bare=[r["tokens"] for r in raw]),
+        runs=dict(pipeline=pipe, bare=raw),
+        idle_engine_cpu_share=max(r["idle_engine_cpu_s"] / r["seconds"] for r in pipe + raw),
+        ratios=dict(pipeline_over_bare=ratio(p["tok_s"], b["tok_s"]),
+                    pipeline_over_transformers=ratio(p["tok_s"], hf and hf["tok_s"]),
+                    stage_window_over_bare=ratio(window, b["tok_s"])),
+    )
+
+
+def write_json(path: str, results: dict) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":  # vLLM spawns processes: keep the guard
+    main()
