@@ -76,7 +76,6 @@ def build_dataset(cfg, engines: dict, ledger):
     for g in cfg.generators:
         prefix, stops = formatter(cfg, g.model).prefix(g.template, g.prefix)
         prefixes[g.name] = (prefix + g.hint, stops)
-    for g in cfg.generators:
         log.info("generator %s: prefix %r, stops %r", g.name, *prefixes[g.name])
     gen_batch = cfg.generate.batch_size
     ds = ray.data.range(cfg.num_candidates, override_num_blocks=max(1, -(-cfg.num_candidates // gen_batch)))
