@@ -78,6 +78,7 @@ def test_tiny_config_produces_kept_pairs(tmp_path, shared_data):
     from pathlib import Path
 
     from scalequest.engines.prepare import prepare_model
+    from scalequest.stages.language import letter_share
 
     models_dir = Path(__file__).resolve().parents[2] / "models"  # shared with the README's tiny run
     model = prepare_model("smollm2", models_dir)
@@ -91,5 +92,6 @@ def test_tiny_config_produces_kept_pairs(tmp_path, shared_data):
     assert kept, f"the tiny run kept nothing: {report['funnel']}"
     for r in kept:
         assert r["question"].strip() and "\\boxed{" in r["response"] and r["final_answer"]
-        assert r["language"] == "en" and r["solvable"] is True
+        # formula-dominated questions pass on the script rule whatever fastText guesses (see FilterLanguage)
+        assert (r["language"] == "en" or letter_share(r["question"]) < 0.5) and r["solvable"] is True
         assert 0 < r["agreement"] <= 1 and r["num_answered"] >= 1 and r["reject_reason"] is None
