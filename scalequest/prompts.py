@@ -106,8 +106,8 @@ def prefix_from_chat_template(tokenizer) -> tuple[str, list[str]]:
         raise ValueError("the chat template does not place the user message verbatim; use template: custom")
     before, after = rendered.split(_SENTINEL, 1)
     bos = getattr(tokenizer, "bos_token", None)
-    if bos and before.startswith(bos):
-        before = before[len(bos):]  # vLLM's tokenizer adds BOS itself
+    if bos and before.startswith(bos) and _adds_bos(tokenizer):
+        before = before[len(bos):]  # the tokenizer adds BOS itself when vLLM encodes the prompt
     stops = []
     end_of_turn = after.strip("\n").split("\n")[0].strip()
     if end_of_turn:
@@ -115,6 +115,11 @@ def prefix_from_chat_template(tokenizer) -> tuple[str, list[str]]:
     if tokenizer.eos_token and tokenizer.eos_token not in stops:
         stops.append(tokenizer.eos_token)
     return before, stops
+
+
+def _adds_bos(tokenizer) -> bool:
+    ids = tokenizer("x").input_ids
+    return bool(ids) and ids[0] == tokenizer.bos_token_id
 
 
 def generator_prefix(template: str, custom_prefix: str | None, tokenizer=None) -> tuple[str, list[str]]:

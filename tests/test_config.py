@@ -84,3 +84,11 @@ def test_configuration_doc_is_current():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
     missing = [line for line in explain() if line not in doc]
     assert not missing, f"docs/configuration.md is stale ({missing[:2]}…): run python scripts/gen_config_doc.py"
+
+
+def test_auto_prefix_keeps_chatml_start_token_the_tokenizer_does_not_add(tiny_model):
+    from scalequest.engines.chat import ChatFormatter
+
+    prefix, stops = ChatFormatter(str(tiny_model)).prefix("auto")
+    assert prefix.startswith("<|im_start|>system\n") and prefix.endswith("<|im_start|>user\n")
+    assert stops[0] == "<|im_end|>"
