@@ -1,4 +1,4 @@
-"""`scalequest synthesize | train qft | models prepare | validate` — thin: parse, load + validate config, call one function.
+"""`scalequest synthesize | train qft|qpo|difficulty | models prepare | validate` — thin: parse, load + validate config, call one function.
 
 `scalequest --help` stays fast: heavy imports happen inside the commands.
 """
@@ -63,6 +63,26 @@ def cmd_train_qft(args) -> int:
     return 0
 
 
+def cmd_train_qpo(args) -> int:
+    from scalequest.config import load_config
+    from scalequest.train.qpo import run_qpo
+
+    cfg = load_config(args.config, args.overrides)
+    out = run_qpo(cfg, in_process=args.in_process)
+    print(f"QPO generator: {out}  (preference rates: {out / 'report.json'})")
+    return 0
+
+
+def cmd_train_difficulty(args) -> int:
+    from scalequest.config import load_config
+    from scalequest.train.difficulty import run_difficulty
+
+    cfg = load_config(args.config, args.overrides)
+    out = run_difficulty(cfg, in_process=args.in_process)
+    print(f"difficulty scorer: {out}  (Spearman figures: {out / 'report.json'}; set difficulty.model_path to use it)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scalequest", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -84,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = train_sub.add_parser("qft", help="question fine-tuning: turn a solver into a question generator (train.qft)")
     _config_args(p)
     p.set_defaults(func=cmd_train_qft)
+    in_process = "train in this process instead of on Ray Train workers (debugging, one small machine)"
+    p = train_sub.add_parser("qpo", help="question preference optimization: rewrite → pairs → DPO (train.qpo)")
+    _config_args(p)
+    p.add_argument("--in-process", action="store_true", help=in_process)
+    p.set_defaults(func=cmd_train_qpo)
+    p = train_sub.add_parser("difficulty", help="train the difficulty scorer (train.difficulty)")
+    _config_args(p)
+    p.add_argument("--in-process", action="store_true", help=in_process)
+    p.set_defaults(func=cmd_train_difficulty)
 
     models = sub.add_parser("models", help="model folders").add_subparsers(dest="models_command", required=True)
     p = models.add_parser("prepare", help="fetch and convert a model into a Hugging Face folder (idempotent)")

@@ -55,7 +55,10 @@ class GenerateConfig(Strict):
         description="Candidates per block and per engine request. Blocks keep this size downstream, so keep it at or "
         "below the judge's and solver's batch_size (a block larger than a stage's batch runs in one actor).",
     )
-    concurrency: int = Field(2, ge=1, description="Question-generation batches in flight.")
+    concurrency: int = Field(2, ge=1, description="Question-generation actors.")
+    calls_per_actor: int = Field(
+        4, ge=1, description="Batches each question-generation actor runs at once (threads). Requests in flight = batch_size × "
+        "concurrency × calls_per_actor; keep that at or above the engine's max_num_seqs so it never idles.")
 
 
 class GeneratorConfig(Strict):
@@ -113,7 +116,10 @@ class SolvabilityConfig(Strict):
         "read the next word (greedy, 3 tokens), so small judges still give a parseable Yes/No.",
     )
     batch_size: int = Field(64, ge=1, description="Questions per engine request.")
-    concurrency: int = Field(2, ge=1, description="Batches in flight per judge stage.")
+    concurrency: int = Field(2, ge=1, description="Judge stage actors.")
+    calls_per_actor: int = Field(
+        4, ge=1, description="Batches each judge actor runs at once (threads). Requests in flight = batch_size × "
+        "concurrency × calls_per_actor; keep that at or above the engine's max_num_seqs so it never idles.")
 
 
 class DifficultyConfig(Strict):
@@ -143,7 +149,11 @@ class ResponsesConfig(Strict):
         "what the solver writes there (answer forcing; for small solvers that ignore the instruction). Off = drop it.",
     )
     batch_size: int = Field(16, ge=1, description="Questions per engine request.")
-    concurrency: int = Field(2, ge=1, description="Batches in flight per responses stage.")
+    concurrency: int = Field(2, ge=1, description="Responses stage actors.")
+    calls_per_actor: int = Field(
+        4, ge=1, description="Batches each responses actor runs at once (threads). Requests in flight = batch_size × "
+        "concurrency × calls_per_actor (× n sequences); keep that at or above the engine's max_num_seqs so it "
+        "never idles.")
 
 
 class RewardConfig(Strict):
@@ -195,6 +205,9 @@ class RayTrainConfig(Strict):
         "none = plain DDP.")
     storage_path: str = Field("runs/train", description="Ray Train storage: checkpoints and results.")
     num_to_keep: int | None = Field(2, ge=1, description="Checkpoints kept in the storage path (newest); none = all.")
+    max_failures: int = Field(
+        0, ge=-1, description="Times Ray Train restarts the workers after a failure (a worker killed for memory, a "
+        "lost node); each restart resumes from the latest checkpoint. -1 = no limit.")
 
 
 class QFTConfig(Strict):

@@ -59,14 +59,32 @@ class DatasetBuilder:
     def __init__(self, ledger):
         self.ledger = ledger
 
-    def add(self, ds, name, stage_cls, kwargs, *, batch_size, concurrency=1, num_cpus=CLIENT_CPUS, num_gpus=0.0):
+    def add(self, ds, name, stage_cls, kwargs, *, batch_size, concurrency=1, calls=1, num_cpus=CLIENT_CPUS,
+            num_gpus=0.0):
+        """`concurrency` actors of `stage_cls`; each runs up to `calls` batches at once in threads (LLM stages: a
+        call mostly waits on the engine actor, so several per actor keep the engine's batch full)."""
         named = type(stage_cls.__name__, (TimedStage,), {})  # so Ray's progress shows the stage, not the wrapper
+        threads = dict(max_concurrent_calls_per_actor=calls, enable_true_multi_threading=True) if calls > 1 else {}
         return ds.map_batches(
             named,
             fn_constructor_kwargs=dict(stage_cls=stage_cls, kwargs=kwargs, name=name, ledger=self.ledger),
-            batch_size=batch_size, compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus,
+            batch_size=batch_size, compute=ActorPoolStrategy(size=concurrency, **threads), num_cpus=num_cpus,
             num_gpus=num_gpus or None, batch_format="numpy",
         )
+
+
+def cpu_reservation(cfg) -> dict[str, float]:
+    """Ray CPUs the pipeline holds at once, by part (what `start_engines` and `build_dataset` ask for): the engine
+    actors, the stage actors, and one CPU for Ray Data's read/write tasks. The run cannot progress on fewer."""
+    engines = sum(cfg.models[m].num_cpus * cfg.models[m].replicas for m in used_models(cfg))
+    stages = CLIENT_CPUS * cfg.generate.concurrency + 0.5 + CLIENT_CPUS  # generate, language, dedup
+    if cfg.solvability.enabled:
+        stages += CLIENT_CPUS * cfg.solvability.concurrency
+    if cfg.difficulty.model_path:
+        stages += cfg.difficulty.num_cpus
+    stages += CLIENT_CPUS * cfg.responses.concurrency + CLIENT_CPUS  # responses, select
+    stages += cfg.reward.num_cpus if cfg.reward.kind != "agreement" else 0.5
+    return {"engines": engines, "stage actors": round(stages, 2), "read/write tasks": 1.0}
 
 
 def build_dataset(cfg, engines: dict, ledger):
@@ -84,7 +102,7 @@ def build_dataset(cfg, engines: dict, ledger):
     ds = b.add(ds, "generate", GenerateQuestions, dict(
         engines={g.name: engines[g.model] for g in cfg.generators}, prefixes=prefixes,
         samplings={g.name: g.sampling for g in cfg.generators}), batch_size=gen_batch,
-        concurrency=cfg.generate.concurrency)
+        concurrency=cfg.generate.concurrency, calls=cfg.generate.calls_per_actor)
     # CPU-light stages take whole blocks (batch_size=None) so they never merge blocks the LLM stages split over
     ds = b.add(ds, "language", FilterLanguage, dict(cfg=cfg.language), batch_size=None, num_cpus=0.5)
     seen = RemoteSeenSet(SeenStore.remote())
@@ -92,7 +110,8 @@ def build_dataset(cfg, engines: dict, ledger):
     if cfg.solvability.enabled:
         s = cfg.solvability
         ds = b.add(ds, "solvability", JudgeSolvability, dict(cfg=s, engine=engines[s.model],
-                   formatter=formatter(cfg, s.model)), batch_size=s.batch_size, concurrency=s.concurrency)
+                   formatter=formatter(cfg, s.model)), batch_size=s.batch_size, concurrency=s.concurrency,
+                   calls=s.calls_per_actor)
     d = cfg.difficulty
     if d.model_path:
         ds = b.add(ds, "difficulty", ScoreDifficulty, dict(cfg=d), batch_size=d.batch_size,
@@ -102,7 +121,8 @@ def build_dataset(cfg, engines: dict, ledger):
         ds = ds.map_batches(DropEasiest(threshold), batch_size=None, batch_format="numpy", num_cpus=CLIENT_CPUS)
     r = cfg.responses
     ds = b.add(ds, "responses", GenerateResponses, dict(cfg=r, engine=engines[r.model],
-               formatter=formatter(cfg, r.model)), batch_size=r.batch_size, concurrency=r.concurrency)
+               formatter=formatter(cfg, r.model)), batch_size=r.batch_size, concurrency=r.concurrency,
+               calls=r.calls_per_actor)
     w = cfg.reward
     ds = b.add(ds, "reward", ScoreResponses, dict(cfg=w, num_samples=r.n), batch_size=w.batch_size,
                num_cpus=w.num_cpus if w.kind != "agreement" else 0.5, num_gpus=w.num_gpus)

@@ -7,6 +7,7 @@ Test: `pytest tests/pipeline/test_run.py -m ray`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from datetime import datetime, timezone
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from scalequest.errors import ConfigError
 from scalequest.pipeline.preflight import preflight
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,31 @@ def init_ray(rcfg) -> bool:
         store = int(rcfg.object_store_gib * (1 << 30)) if rcfg.object_store_gib else None
         ray.init(num_cpus=rcfg.num_cpus, object_store_memory=store, include_dashboard=False, **env)
     return True
+
+
+def check_cluster_fits(cfg) -> None:
+    """Fail fast when the Ray this run uses has fewer CPUs than the pipeline holds at once (it would wait forever).
+
+    On a cluster (`ray.address` set) only warn: an autoscaler may still add nodes.
+    """
+    import ray
+
+    from scalequest.pipeline.build import cpu_reservation
+
+    need = cpu_reservation(cfg)
+    total, have = sum(need.values()), ray.cluster_resources().get("CPU", 0.0)
+    if have >= total:
+        return
+    parts = ", ".join(f"{k} {v:g}" for k, v in need.items())
+    if cfg.ray.address:
+        log.warning("the pipeline holds %g Ray CPUs (%s) but the cluster has %g now: it waits for the autoscaler",
+                    total, parts, have)
+        return
+    raise ConfigError(
+        f"ray.num_cpus: the pipeline holds {total:g} Ray CPUs at once ({parts}) but this Ray has {have:g} — set "
+        f"ray.num_cpus={math.ceil(total)} or more (logical CPUs may exceed the cores: stage actors mostly wait), or, "
+        f"when this process already runs a Ray (ray.init earlier, or a ray.data call started one), ray.shutdown() "
+        f"it first so the run starts its own")
 
 
 def new_run_dir(cfg) -> Path:
@@ -56,13 +83,14 @@ def run_synthesis(cfg) -> Path:
     from scalequest.pipeline.report import build_report, render_text, write_report
 
     preflight(cfg)
-    run_dir = new_run_dir(cfg)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    log.info("run folder: %s", run_dir)
     started = init_ray(cfg.ray)
     engines = {}
     t0 = time.perf_counter()
     try:
+        check_cluster_fits(cfg)
+        run_dir = new_run_dir(cfg)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        log.info("run folder: %s", run_dir)
         ledger = StageLedger.remote()
         engines = start_engines(cfg.models, used_models(cfg))
         load_s = time.perf_counter() - t0

@@ -17,10 +17,16 @@ from scalequest.schema import FUNNEL_STAGES, output_schema
 
 
 def _read_all(run_dir):
+    import ray
     import ray.data
 
     table = pq.read_table(run_dir / "data")
-    assert ray.data.read_parquet(str(run_dir / "data")).count() == table.num_rows
+    started = not ray.is_initialized()
+    try:
+        assert ray.data.read_parquet(str(run_dir / "data")).count() == table.num_rows
+    finally:
+        if started:  # ray.data starts a default Ray (all cores): a later run in this process would join it
+            ray.shutdown()
     return table
 
 
@@ -70,6 +76,34 @@ def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_scorer_model,
     assert not any("difficulty" in s for s in report["skipped_stages"])
     assert "generate" in report["stage_time"] and (run_dir / "summary.txt").read_text().startswith("ScaleQuest run")
     assert load_config(run_dir / "config.yaml").config_hash() == cfg.config_hash()
+
+
+def test_packaged_configs_fit_their_local_ray():
+    from scalequest.pipeline.build import cpu_reservation
+
+    cfg = load_config("tiny")
+    need = cpu_reservation(cfg)
+    assert need["engines"] == 1 and need["read/write tasks"] == 1
+    assert 2 < sum(need.values()) <= cfg.ray.num_cpus
+    with_scorer = load_config("tiny", ["difficulty.model_path=x", "difficulty.num_cpus=2"])
+    assert sum(cpu_reservation(with_scorer).values()) == pytest.approx(sum(need.values()) + 2)
+
+
+@pytest.mark.ray
+def test_run_on_a_ray_too_small_for_the_pipeline_fails_fast_and_names_the_fix(tiny_model, tmp_path):
+    import ray
+
+    from scalequest.errors import ConfigError
+
+    cfg = load_config("tiny", [f"models.smollm2.path={tiny_model}", f"output.dir={tmp_path}"])
+    ray.init(num_cpus=2, include_dashboard=False)  # e.g. started earlier by a ray.data call in a notebook
+    try:
+        with pytest.raises(ConfigError, match=r"holds 3\.\d+ Ray CPUs .* this Ray has 2 — set ray\.num_cpus=4"):
+            run_synthesis(cfg)
+        assert ray.is_initialized(), "a Ray the run did not start is left running"
+    finally:
+        ray.shutdown()
+    assert not list(tmp_path.iterdir()), "no run folder for a run that never started"
 
 
 @pytest.mark.ray
