@@ -64,6 +64,7 @@ def parse_args(argv=None):
                    help="a,b,a,b,… or all (a) then all (b).")
     p.add_argument("--gen-batch", type=int, default=None, help="Override the pipeline's generate batch size.")
     p.add_argument("--gen-actors", type=int, default=None, help="Override the generate stage's actor count.")
+    p.add_argument("--gen-calls", type=int, default=None, help="Override generate.calls_per_actor.")
     p.add_argument("--ray-cpus", type=int, default=8, help="Logical CPUs for the local Ray.")
     p.add_argument("--out", default="bench/results/generation_throughput.json", help="JSON results file.")
     return p.parse_args(argv)
@@ -72,51 +73,40 @@ def parse_args(argv=None):
 def load_workload(args) -> Workload:
     from scalequest.config import load_config
     from scalequest.engines.base import Sampling
-    from scalequest.pipeline.build import formatter
+    from scalequest.pipeline.build import generator_prefixes
     from scalequest.stages.generate_questions import AssignGenerators
 
     key = load_config(args.config).generators[0].model
+    shape = {"batch_size": args.gen_batch, "concurrency": args.gen_actors, "calls_per_actor": args.gen_calls}
     cfg = load_config(args.config, [
         f"models.{key}.path={args.model}", f"models.{key}.max_num_seqs={args.max_num_seqs}",
         f"models.{key}.replicas=1", f"generators.0.sampling.max_tokens={args.max_tokens}",
         "generators.0.share=1.0", f"num_candidates={args.prompts}",
+        *(f"generate.{k}={v}" for k, v in shape.items() if v is not None),
     ])
     cfg.generators = cfg.generators[:1]  # one generator, so every row gets the same prefix and engine
     g = cfg.generators[0]
-    prefix, stops = formatter(cfg, g.model).prefix(g.template, g.prefix)  # as build_dataset derives it
-    prefix += getattr(g, "hint", None) or ""
+    prefix, stops = generator_prefixes(cfg)[g.name]  # as build_dataset derives it
     seeds = AssignGenerators(cfg.generators, cfg.seed)({"id": list(range(args.prompts))})["seed"]
     return Workload(cfg, prefix, stops, Sampling.from_config(g.sampling, extra_stop=stops), seeds)
 
 
-def pipeline_shape(args, cfg) -> tuple[int, int]:
-    """(batch size, actors) of the generate stage as `build_dataset` sets them, unless overridden.
-
-    From `cfg.generate` where the config has it, else the older formula (max(16, min(256, N // 4)), 2 actors).
-    """
-    gen = getattr(cfg, "generate", None)
-    batch = gen.batch_size if gen else max(16, min(256, cfg.num_candidates // 4 or 1))
-    actors = gen.concurrency if gen else 2
-    return args.gen_batch or batch, args.gen_actors or actors
+def pipeline_shape(cfg) -> tuple[int, int, int]:
+    """(batch size, actors, calls per actor) of the generate stage, as the config (with --gen-* overrides) sets them."""
+    return cfg.generate.batch_size, cfg.generate.concurrency, cfg.generate.calls_per_actor
 
 
-def run_pipeline(w: Workload, engines: dict, gen_batch: int, actors: int) -> dict:
-    """One execution of range → AssignGenerators → GenerateQuestions; tokens from every row's
-    question_tokens."""
+def run_pipeline(w: Workload, engines: dict) -> dict:
+    """One execution of the pipeline's front (`question_dataset`: range → AssignGenerators → GenerateQuestions);
+    tokens from every row's question_tokens."""
     import ray
 
     from scalequest.pipeline.actors import StageLedger
-    from scalequest.pipeline.build import CLIENT_CPUS, DatasetBuilder
-    from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions
+    from scalequest.pipeline.build import question_dataset
 
-    g, n = w.cfg.generators[0], len(w.seeds)
+    g = w.cfg.generators[0]
     ledger = StageLedger.remote()
-    ds = ray.data.range(n, override_num_blocks=max(1, -(-n // gen_batch)))
-    ds = ds.map_batches(AssignGenerators(w.cfg.generators, w.cfg.seed), batch_size=gen_batch,
-                        num_cpus=CLIENT_CPUS, batch_format="numpy")
-    ds = DatasetBuilder(ledger).add(ds, "generate", GenerateQuestions, dict(
-        engines={g.name: engines[g.model]}, prefixes={g.name: (w.prefix, w.stops)},
-        samplings={g.name: g.sampling}), batch_size=gen_batch, concurrency=actors)
+    ds = question_dataset(w.cfg, engines, ledger, {g.name: (w.prefix, w.stops)})
     tokens = rows = rejected = 0
     t0, t0_wall = time.perf_counter(), time.time()
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -298,7 +288,7 @@ def _fmt(x):
     return "n/a" if x is None else f"{x:.2f}"
 
 
-def timed_repeats(args, w: Workload, engines: dict, bare: BareVLLM, shape: tuple[int, int]):
+def timed_repeats(args, w: Workload, engines: dict, bare: BareVLLM):
     """Run (a) and (b) `repeats` times each, interleaved or one after the other; returns both run lists."""
     plan = (["a", "b"] * args.repeats if args.order == "interleaved"
             else ["a"] * args.repeats + ["b"] * args.repeats)
@@ -306,7 +296,7 @@ def timed_repeats(args, w: Workload, engines: dict, bare: BareVLLM, shape: tuple
     for i, which in enumerate(plan, 1):
         time.sleep(2)  # vLLM's workers busy-poll for 1 s after their last step: let the other engine go quiet
         cpu0 = engine_cpu_seconds(os.getpid())
-        r = run_pipeline(w, engines, *shape) if which == "a" else bare.run()
+        r = run_pipeline(w, engines) if which == "a" else bare.run()
         cpu1 = engine_cpu_seconds(os.getpid())
         idle = "bare" if which == "a" else "actor"  # the engine that should be doing nothing meanwhile
         r["idle_engine_cpu_s"] = cpu1[idle] - cpu0[idle]
@@ -335,7 +325,7 @@ def start_vllm_engines(args, w: Workload):
     return engines, bare, dict(engine_actor_s=actor_load, bare_llm_s=bare_load)
 
 
-def measure_vllm(args, w: Workload, shape: tuple[int, int]):
+def measure_vllm(args, w: Workload):
     """Load both engines, run the timed repeats, shut everything down and remove the /dev/shm leftovers."""
     import ray
 
@@ -345,7 +335,7 @@ def measure_vllm(args, w: Workload, shape: tuple[int, int]):
     try:
         engines, bare, load_s = start_vllm_engines(args, w)
         shm |= owned_shm(os.getpid())
-        pipe, raw = timed_repeats(args, w, engines, bare, shape)
+        pipe, raw = timed_repeats(args, w, engines, bare)
     finally:
         shm |= owned_shm(os.getpid())
         if bare is not None:
@@ -364,11 +354,12 @@ def main(argv=None) -> dict:
     load_start = load_average()
     print(f"load at start: {load_start}")
     w = load_workload(args)
-    shape = pipeline_shape(args, w.cfg)
-    print(f"pipeline generate stage: batch_size={shape[0]}, actors={shape[1]} → at most "
-          f"{shape[0] * shape[1]} requests in flight (bare vLLM: {args.prompts}); "
+    shape = pipeline_shape(w.cfg)
+    in_flight = shape[0] * shape[1] * shape[2]
+    print(f"pipeline generate stage: batch_size={shape[0]}, actors={shape[1]}, calls per actor={shape[2]} → at "
+          f"most {in_flight} requests in flight (bare vLLM: {args.prompts}); "
           f"max_num_seqs={w.model.max_num_seqs}; order={args.order}")
-    pipe, raw, load_s = measure_vllm(args, w, shape)
+    pipe, raw, load_s = measure_vllm(args, w)
     hf = run_hf(w, args.hf_prompts, args.hf_dtype) if args.hf_prompts else None
     results = summarize(args, w, shape, pipe, raw, hf, load_s, load_start)
     print_table(results)
@@ -384,7 +375,8 @@ def summarize(args, w, shape, pipe, raw, hf, load_s, load_start) -> dict:
         args=vars(args), machine=dict(cpus=os.cpu_count(), platform=platform.platform()),
         load_start=load_start, load_end=load_average(), model=w.model.model_dump(),
         sampling=asdict(w.sampling), prefix=w.prefix,
-        pipeline_shape=dict(batch_size=shape[0], actors=shape[1], max_in_flight=shape[0] * shape[1]),
+        pipeline_shape=dict(batch_size=shape[0], actors=shape[1], calls_per_actor=shape[2],
+                            max_in_flight=shape[0] * shape[1] * shape[2]),
         engine_load_s=load_s, pipeline=p, bare=b, transformers=hf,
         # same seeds and params, so the counts should agree up to batch-dependent bf16 rounding
         token_counts=dict(pipeline=[r["tokens"] for r in pipe], bare=[r["tokens"] for r in raw]),

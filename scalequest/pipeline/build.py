@@ -87,22 +87,36 @@ def cpu_reservation(cfg) -> dict[str, float]:
     return {"engines": engines, "stage actors": round(stages, 2), "read/write tasks": 1.0}
 
 
-def build_dataset(cfg, engines: dict, ledger):
-    """The lazy Dataset of finalized rows (materializes once in the middle when difficulty drops a share)."""
-    b = DatasetBuilder(ledger)
+def generator_prefixes(cfg) -> dict[str, tuple[str, list[str]]]:
+    """Generator name → (pre-query prefix + hint, end-of-turn stops), from each generator model's tokenizer."""
     prefixes = {}
     for g in cfg.generators:
         prefix, stops = formatter(cfg, g.model).prefix(g.template, g.prefix)
         prefixes[g.name] = (prefix + g.hint, stops)
         log.info("generator %s: prefix %r, stops %r", g.name, *prefixes[g.name])
+    return prefixes
+
+
+def question_dataset(cfg, engines: dict, ledger, prefixes: dict | None = None):
+    """The front of the pipeline: range(num_candidates) → AssignGenerators → GenerateQuestions (one row per
+    candidate, with its question or reject reason). `bench/generation_throughput.py` times exactly this."""
+    b = DatasetBuilder(ledger)
+    prefixes = prefixes or generator_prefixes(cfg)
     gen_batch = cfg.generate.batch_size
     ds = ray.data.range(cfg.num_candidates, override_num_blocks=max(1, -(-cfg.num_candidates // gen_batch)))
     ds = ds.map_batches(AssignGenerators(cfg.generators, cfg.seed), batch_size=gen_batch, num_cpus=CLIENT_CPUS,
                         batch_format="numpy")
-    ds = b.add(ds, "generate", GenerateQuestions, dict(
+    return b.add(ds, "generate", GenerateQuestions, dict(
         engines={g.name: engines[g.model] for g in cfg.generators}, prefixes=prefixes,
         samplings={g.name: g.sampling for g in cfg.generators}), batch_size=gen_batch,
         concurrency=cfg.generate.concurrency, calls=cfg.generate.calls_per_actor)
+
+
+def build_dataset(cfg, engines: dict, ledger):
+    """The lazy Dataset of finalized rows (materializes once in the middle when difficulty drops a share)."""
+    b = DatasetBuilder(ledger)
+    prefixes = generator_prefixes(cfg)
+    ds = question_dataset(cfg, engines, ledger, prefixes)
     # CPU-light stages take whole blocks (batch_size=None) so they never merge blocks the LLM stages split over
     ds = b.add(ds, "language", FilterLanguage, dict(cfg=cfg.language), batch_size=None, num_cpus=0.5)
     seen = RemoteSeenSet(SeenStore.remote())
