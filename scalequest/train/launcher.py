@@ -88,9 +88,10 @@ def ensure_ray(ray_cfg: RayTrainConfig, address: str | None = None, env_vars: di
         return True
     os.environ.update(env_vars or {})  # a local Ray reads some (RAY_AUTH_MODE) from the driver's environment
     num_cpus = max(4, math.ceil(ray_cfg.num_workers * ray_cfg.cpus_per_worker) + 2)
-    # address="local": never attach to another user's Ray that happens to run on this machine
-    ray.init(address="local", num_cpus=num_cpus, object_store_memory=1 << 30, include_dashboard=False,
-             runtime_env=runtime_env)
+    # address="local": never attach to another user's Ray that happens to run on this machine. The dashboard stays
+    # on (its default): Ray Train's placement-group cleaner polls the state API it serves, and warns every few
+    # seconds without it.
+    ray.init(address="local", num_cpus=num_cpus, object_store_memory=1 << 30, runtime_env=runtime_env)
     return True
 
 

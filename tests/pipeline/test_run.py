@@ -112,7 +112,7 @@ def test_tiny_config_produces_kept_pairs(tmp_path, shared_data):
     from pathlib import Path
 
     from scalequest.engines.prepare import prepare_model
-    from scalequest.stages.language import letter_share
+    from scalequest.stages.language import prose_words
 
     models_dir = Path(__file__).resolve().parents[2] / "models"  # shared with the README's tiny run
     model = prepare_model("smollm2", models_dir)
@@ -127,5 +127,6 @@ def test_tiny_config_produces_kept_pairs(tmp_path, shared_data):
     for r in kept:
         assert r["question"].strip() and "\\boxed{" in r["response"] and r["final_answer"]
         # formula-dominated questions pass on the script rule whatever fastText guesses (see FilterLanguage)
-        assert (r["language"] == "en" or letter_share(r["question"]) < 0.5) and r["solvable"] is True
+        assert (r["language"] == "en" or prose_words(r["question"]) < cfg.language.min_prose_words)
+        assert r["solvable"] is True
         assert 0 < r["agreement"] <= 1 and r["num_answered"] >= 1 and r["reject_reason"] is None

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from scalequest.config import LanguageConfig
-from scalequest.stages.language import FilterLanguage, letter_share
+from scalequest.stages.language import FilterLanguage, prose, prose_words
 
 
 @pytest.fixture(scope="module")
@@ -60,5 +60,26 @@ def test_language_disabled_keeps_everything():
     assert out["reject_reason"] == [None]
 
 
-def test_letter_share_separates_formulas_from_prose():
-    assert letter_share("$3x^2 + 5 = 17$") < 0.5 < letter_share("How many apples are left?")
+def test_prose_drops_math_spans_environments_asymptote_and_commands():
+    text = ("Let $x=\\frac{1}{2}$ and \\(y\\) be given. \\begin{align*}a &= b\\end{align*} "
+            "[asy] draw((0,0)--(1,1)); [/asy] Compute \\sqrt{2} now.")
+    assert prose(text) == "Let and be given. Compute {2} now."
+    assert prose_words("$3x^2 + 5 = 17$") == 0 < prose_words("How many apples are left?") == 5
+
+
+@pytest.mark.parametrize("question", [
+    "Compute: $9 \\cdot \\frac{1}{13} \\cdot 26.$",  # fastText reads the whole string as German
+    "If $x - 2x + 3x = 100$, what is the value of $x$?",  # … and this one as Italian
+])
+def test_language_judges_the_prose_not_the_latex(stage, question):
+    assert stage({"question": [question]})["reject_reason"] == [None]
+
+
+@pytest.mark.parametrize(("name", "most"), [("gsm8k", 0.002), ("math", 0.005)])
+def test_language_keeps_nearly_all_real_english_train_questions(stage, shared_data, name, most):
+    import json
+
+    lines = (shared_data / name / "train.jsonl").read_text().splitlines()[:2000]
+    questions = [(r.get("question") or r.get("problem")) for r in map(json.loads, lines)]
+    rejected = [q for q in questions if stage.verdict(q)[2]]
+    assert len(rejected) <= most * len(questions), rejected[:5]
