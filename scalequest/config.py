@@ -238,6 +238,10 @@ class OptimizerLLMConfig(Strict):
     api_key_env: str = Field("OPENAI_API_KEY", description="Env var holding the API key.")
     max_retries: int = Field(5, ge=0, description="Retries with exponential backoff per call.")
     timeout_s: float = Field(60.0, gt=0, description="Per-call timeout.")
+    force_marker: bool = Field(
+        False, description="Local optimizer only: when a reply has no 'Rewritten problem:' line, continue its turn "
+        "with that marker and keep the paragraph the model writes there (for small optimizers that ignore the "
+        "format; as solvability.force_verdict does for judges).")
     concurrency: int = Field(8, ge=1, description="Concurrent calls to the endpoint.")
     sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_tokens=512),
                                      description="Rewrite sampling.")

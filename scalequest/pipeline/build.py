@@ -25,6 +25,7 @@ from scalequest.stages.solvability import JudgeSolvability
 log = logging.getLogger(__name__)
 
 CLIENT_CPUS = 0.1  # stage actors that only wait on an engine actor
+STAGE_MEMORY = 512 << 20  # what a stage actor holds (a tokenizer, fastText, batches); Ray Data warns when unset
 
 
 def used_models(cfg) -> set[str]:
@@ -69,7 +70,7 @@ class DatasetBuilder:
             named,
             fn_constructor_kwargs=dict(stage_cls=stage_cls, kwargs=kwargs, name=name, ledger=self.ledger),
             batch_size=batch_size, compute=ActorPoolStrategy(size=concurrency, **threads), num_cpus=num_cpus,
-            num_gpus=num_gpus or None, batch_format="numpy",
+            num_gpus=num_gpus or None, memory=STAGE_MEMORY, batch_format="numpy",
         )
 
 

@@ -52,7 +52,7 @@ def build_qpo_data(cfg, out_dir: Path) -> Path:
         sampled = [r for r in samples if r["reject_reason"] is None]
         if local:
             optimizer = LocalOptimizer(engines.get(optimizer_model), _formatter(optimizer_model),
-                                       Sampling.from_config(q.optimizer.sampling))
+                                       Sampling.from_config(q.optimizer.sampling), q.optimizer.force_marker)
         else:
             optimizer = OpenAIOptimizer(q.optimizer)
         rows = rewrite_rows(sampled, optimizer, cfg.seed, q.difficulty_share)

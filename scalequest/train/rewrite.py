@@ -24,6 +24,7 @@ from typing import Protocol
 
 from scalequest.engines.base import Sampling
 from scalequest.errors import ConfigError
+from scalequest.prompts import REWRITE_MARKER
 from scalequest.stages.generate_questions import row_seed
 
 log = logging.getLogger(__name__)
@@ -88,10 +89,14 @@ class OptimizerLLM(Protocol):
 
 
 class LocalOptimizer:
-    """The optimizer as a local model: any `Engine` (in-process vLLM, or a Ray engine actor's client)."""
+    """The optimizer as a local model: any `Engine` (in-process vLLM, or a Ray engine actor's client).
 
-    def __init__(self, engine, formatter, sampling: Sampling):
-        self.engine, self.formatter, self.sampling = engine, formatter, sampling
+    `force_marker`: a reply without the marker line is continued with "\n\nRewritten problem:" (greedy, at most
+    192 tokens) and the continuation becomes part of its text (`parse_rewrite` then takes the paragraph after it).
+    """
+
+    def __init__(self, engine, formatter, sampling: Sampling, force_marker: bool = False):
+        self.engine, self.formatter, self.sampling, self.force_marker = engine, formatter, sampling, force_marker
         self.name = f"local:{engine.model_path}"
 
     def complete(self, prompts, seeds=None) -> list[Reply]:
@@ -99,7 +104,24 @@ class LocalOptimizer:
         outs = self.engine.generate(chats, self.sampling, seeds) if chats else []
         replies = [Reply(None, g.error or "generation error") if g.finish_reason == "error"
                    else Reply(g.text, None, g.finish_reason == "length") for g in (o[0] for o in outs)]
+        if self.force_marker:
+            replies = self._force(chats, replies)
         log_failures(replies, self.name)
+        return replies
+
+    def _force(self, chats: list[str], replies: list[Reply]) -> list[Reply]:
+        todo = [i for i, r in enumerate(replies) if r.error is None and parse_rewrite(r.text) is None]
+        if not todo:
+            return replies
+        cue = f"\n\n{REWRITE_MARKER}"
+        sampling = Sampling(0.0, 1.0, min(self.sampling.max_tokens, 192), tuple(self.sampling.stop))
+        texts = [replies[i].text.rstrip() + cue for i in todo]
+        outs = self.engine.generate([chats[i] + t for i, t in zip(todo, texts)], sampling)
+        replies = list(replies)
+        for i, text, [g] in zip(todo, texts, outs):
+            replies[i] = (Reply(None, g.error or "generation error") if g.finish_reason == "error"
+                          else Reply(text + g.text, None, g.finish_reason == "length"))
+        log.info("optimizer %s: forced the marker on %d of %d replies", self.name, len(todo), len(replies))
         return replies
 
 

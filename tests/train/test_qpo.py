@@ -237,6 +237,19 @@ def test_local_optimizer_on_tiny_engine_records_every_row(tiny_engine):
     assert len(pairs) + sum(drops.values()) == 4
 
 
+def test_local_optimizer_forcing_the_marker_gives_every_reply_a_marked_line(tiny_engine):
+    from scalequest.engines.chat import ChatFormatter
+
+    plain = LocalOptimizer(tiny_engine, ChatFormatter(tiny_engine.model_path), Sampling(max_tokens=8))
+    forced = LocalOptimizer(tiny_engine, ChatFormatter(tiny_engine.model_path), Sampling(max_tokens=8), True)
+    prompts, seeds = [rewrite_prompt("difficulty", Q)] * 3, [1, 2, 3]
+    before, after = plain.complete(prompts, seeds), forced.complete(prompts, seeds)
+    assert all(parse_rewrite(r.text) is None for r in before)  # a random model never writes the marker itself
+    for b, a in zip(before, after):
+        assert a.error is None and a.text.startswith(b.text.rstrip() + "\n\n" + REWRITE_MARKER)
+        assert parse_rewrite(a.text) is not None
+
+
 def test_sample_questions_uses_the_generation_stage(tiny_engine):
     from scalequest.config import SamplingConfig
 
