@@ -1,0 +1,12 @@
+"""The HTTP API on Ray Serve: one LLM deployment per model (generators, judge, solver), one scorer deployment
+(reward + difficulty models), and a FastAPI ingress that runs the very same stage objects as the batch pipeline.
+
+  app.py          config → Serve application (`build_app` for `serve run/deploy`), Serve YAML, `run_serve`
+  deployments.py  LLMServer (vLLM's async engine) and ScorerServer (reward / difficulty models)
+  clients.py      the `Engine` and scorer interfaces over deployment handles, for stages running in the ingress
+  questions.py    QuestionService: draw candidates and filter them with scalequest.stages
+  schemas.py      request / response models; limits from `serve.limits`
+  ingress.py      the FastAPI app: routes, auth, body limit, error format
+
+Tests: `pytest tests/serve` (starts Serve on a tiny random model).
+"""

@@ -1,0 +1,45 @@
+"""The `serve` config section and what the app builder makes of it (no Ray started)."""
+
+import pytest
+import yaml
+
+from scalequest.cli import main
+from scalequest.config import load_config
+from scalequest.errors import ConfigError
+from scalequest.serve.app import IMPORT_PATH, deployment_options, serve_config, served_models
+
+
+def test_models_shared_by_roles_get_one_deployment():
+    assert served_models(load_config("tiny")) == ["smollm2"]
+    assert served_models(load_config("paper")) == ["qgen-deepseek", "qgen-qwen2", "qwen2-math"]
+
+
+def test_deployment_options_take_autoscaling_and_model_resources():
+    cfg = load_config("paper", ["serve.llm.qwen2-math.autoscaling.max_replicas=8",
+                                "serve.llm.qwen2-math.autoscaling.target_ongoing_requests=32"])
+    m = cfg.models["qwen2-math"]
+    opts = deployment_options(cfg.serve.llm["qwen2-math"], "llm-qwen2-math", m.num_cpus, m.num_gpus)
+    assert opts["ray_actor_options"] == {"num_cpus": 4, "num_gpus": 1}
+    a = opts["autoscaling_config"]
+    assert (a["min_replicas"], a["max_replicas"], a["target_ongoing_requests"]) == (1, 8, 32)
+
+
+def test_serve_llm_key_must_name_a_model():
+    with pytest.raises(ConfigError, match=r"serve.llm.nope: 'nope' is not a key of `models`"):
+        load_config("tiny", ["serve.llm.nope.max_ongoing_requests=4"])
+
+
+def test_autoscaling_min_above_max_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"min_replicas \(3\) is above max_replicas \(2\)"):
+        load_config("tiny", ["serve.ingress.autoscaling.min_replicas=3", "serve.ingress.autoscaling.max_replicas=2"])
+
+
+def test_cli_writes_a_serve_deploy_config(tmp_path, capsys):
+    out = tmp_path / "serve.yaml"
+    assert main(["serve", "--config", "tiny", "serve.port=8123", "--write-serve-config", str(out)]) == 0
+    doc = yaml.safe_load(out.read_text())
+    app = doc["applications"][0]
+    assert app["import_path"] == IMPORT_PATH and app["args"] == {"config": "tiny", "overrides": ["serve.port=8123"]}
+    assert doc["http_options"] == {"host": "127.0.0.1", "port": 8123}
+    assert app["runtime_env"]["env_vars"]["RAY_AUTH_MODE"] == "disabled"
+    assert serve_config(load_config("tiny", ["serve.port=8123"]), "tiny", ["serve.port=8123"]) == doc
