@@ -43,3 +43,24 @@ def test_cli_writes_a_serve_deploy_config(tmp_path, capsys):
     assert doc["http_options"] == {"host": "127.0.0.1", "port": 8123}
     assert app["runtime_env"]["env_vars"]["RAY_AUTH_MODE"] == "disabled"
     assert serve_config(load_config("tiny", ["serve.port=8123"]), "tiny", ["serve.port=8123"]) == doc
+
+
+def test_build_app_binds_one_llm_deployment_per_model_with_its_resources():
+    from scalequest.serve.app import build_app
+
+    app = build_app({"config": "paper", "overrides": "serve.llm.qwen2-math.autoscaling.max_replicas=8"})
+    ingress = app._bound_deployment  # Serve keeps the bound graph here; no Ray needed to inspect it
+    cfg_dict, llms, scorer = ingress.init_args
+    assert ingress.name == "ingress" and cfg_dict["name"] == "paper"
+    assert sorted(llms) == ["qgen-deepseek", "qgen-qwen2", "qwen2-math"]
+    qwen = llms["qwen2-math"]._bound_deployment
+    assert qwen.name == "llm-qwen2-math" and qwen.ray_actor_options == {"num_cpus": 4.0, "num_gpus": 1.0}
+    assert qwen._deployment_config.autoscaling_config.max_replicas == 8
+    assert scorer._bound_deployment.name == "scorer"
+
+
+def test_build_app_without_config_names_the_fix():
+    from scalequest.serve.app import build_app
+
+    with pytest.raises(ConfigError, match="missing 'config'"):
+        build_app({})
