@@ -66,6 +66,12 @@ def api_token() -> str:
     return TOKEN
 
 
+@pytest.fixture(scope="session")
+def serve_overrides(tiny_model, tiny_scorer_model):
+    """`port -> overrides` of the tiny config for a Serve app on the tiny random models (and TOKEN_ENV)."""
+    return lambda port: tiny_serve_overrides(tiny_model, tiny_scorer_model, port), TOKEN_ENV
+
+
 @pytest.fixture(scope="module")
 def http(served):
     import httpx

@@ -194,6 +194,16 @@ def test_chunked_body_over_the_limit_is_413(http):
     assert r.status_code == 413, r.text
 
 
+def test_chunked_body_within_the_limit_reaches_the_route(http):
+    def chunks():
+        yield b'{"question": "What is 2+2?", '
+        yield b'"responses": ["\\\\boxed{4}"]}'  # JSON for \boxed{4}
+
+    r = http.post("/v1/score", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["final_answers"] == ["4"]
+
+
 # ---- fuzz: schemathesis drives every operation of the OpenAPI schema; no input may earn a 5xx ----
 # (schemathesis' own pytest plugin, `from_fixture` + `parametrize`, breaks on pytest 9: it reads a removed
 # `Function._nodeid`; so its Hypothesis strategies are driven here with `given` instead.)
