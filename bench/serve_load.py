@@ -1,9 +1,10 @@
 """Load test of the HTTP API: concurrent clients drive POST /v1/questions on loopback, in phases of different
-client counts (default 1 → 4 → 8 → 1), while a sampler records each deployment's running replicas, so the table
-shows the autoscaler scaling up under load and back down after it.
+client counts (default 1 → 4 → 8 → 1), while a sampler records each deployment's running replicas, so the
+table shows the autoscaler scaling up under load and back down after it.
 
 Starts Serve itself from `--config` (with the autoscaling overrides below) unless `--url` names a running one.
-Loopback only (127.0.0.1 / localhost), bounded: at most 32 clients, every phase at most 600 s, per-request timeout.
+Loopback only (127.0.0.1 / localhost), bounded: at most 32 clients, every phase at most 600 s, per-request
+timeout.
 
 Run:  .venv/bin/python bench/serve_load.py --model models/smollm2-135m-instruct [--phases 1:40,4:60,8:60,1:60]
       [--n 1] [--max-llm-replicas 2] [--out bench/results/serve_load.json]
@@ -50,7 +51,8 @@ def start_server(args) -> tuple[str, str]:
         f"models.smollm2.path={args.model}", f"serve.port={args.port}", "language.enabled=true",
         f"serve.llm.smollm2.autoscaling.max_replicas={args.max_llm_replicas}",
         "serve.llm.smollm2.autoscaling.target_ongoing_requests=2",
-        "serve.llm.smollm2.autoscaling.upscale_delay_s=3", "serve.llm.smollm2.autoscaling.downscale_delay_s=15",
+        "serve.llm.smollm2.autoscaling.upscale_delay_s=3",
+        "serve.llm.smollm2.autoscaling.downscale_delay_s=15",
         "serve.ingress.autoscaling.max_replicas=2", "serve.ingress.autoscaling.target_ongoing_requests=4",
         "serve.ingress.autoscaling.upscale_delay_s=3", "serve.ingress.autoscaling.downscale_delay_s=15",
         "serve.ingress.num_cpus=0.25", "serve.reward.num_cpus=0.25", "serve.limits.max_candidates=8",
@@ -62,7 +64,7 @@ def start_server(args) -> tuple[str, str]:
 
 
 class ReplicaSampler(threading.Thread):
-    """Every `period` s: running replicas per deployment (needs this process connected to the Serve cluster)."""
+    """Every `period` s: running replicas per deployment (this process must be connected to the cluster)."""
 
     def __init__(self, app: str, t0: float, period: float = 2.0):
         super().__init__(daemon=True)
@@ -166,8 +168,9 @@ def report(rows: list[dict], samples: list[dict]) -> None:
     print("\n| phase | clients | s | ok | errors | req/s | questions/s | p50 s | p99 s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['phase']} | {r['clients']} | {r['seconds']} | {r['ok']} | {r['errors']} | {r['req_per_s']} | "
-              f"{r['questions_per_s']} | {r['p50_s']} | {r['p99_s']} |")
+        cells = [r[k] for k in ("phase", "clients", "seconds", "ok", "errors", "req_per_s", "questions_per_s",
+                                "p50_s", "p99_s")]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
     print("\nreplicas over time (RUNNING), one line per change:")
     last = None
     for s in samples:

@@ -332,18 +332,22 @@ class AutoscalingConfig(Strict):
     max_replicas: int = Field(1, ge=1, description="Most replicas.")
     target_ongoing_requests: float = Field(
         2.0, gt=0, description="Requests in flight per replica the autoscaler aims for; more → scale up.")
-    upscale_delay_s: float = Field(10.0, ge=0, description="Seconds load must stay high before adding replicas.")
-    downscale_delay_s: float = Field(60.0, ge=0, description="Seconds load must stay low before removing replicas.")
+    upscale_delay_s: float = Field(
+        10.0, ge=0, description="Seconds load must stay high before adding replicas.")
+    downscale_delay_s: float = Field(
+        60.0, ge=0, description="Seconds load must stay low before removing replicas.")
 
     @model_validator(mode="after")
     def _min_below_max(self):
         if self.min_replicas > self.max_replicas:
-            raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})")
+            raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas "
+                             f"({self.max_replicas})")
         return self
 
 
 class DeploymentConfig(Strict):
-    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig, description="Replica autoscaling.")
+    autoscaling: AutoscalingConfig = Field(
+        default_factory=AutoscalingConfig, description="Replica autoscaling.")
     max_ongoing_requests: int = Field(
         64, ge=1, description="Requests one replica takes at once; more wait in the caller's queue.")
     num_cpus: float | None = Field(
@@ -353,17 +357,21 @@ class DeploymentConfig(Strict):
 
 
 class ServeLimitsConfig(Strict):
-    max_questions: int = Field(16, ge=1, description="Most questions one POST /v1/questions may ask for (`n`).")
+    max_questions: int = Field(
+        16, ge=1, description="Most questions one POST /v1/questions may ask for (`n`).")
     max_candidates: int = Field(
-        64, ge=1, description="Most candidates one /v1/questions request draws before it returns what passed.")
-    max_tokens: int = Field(1024, ge=1, description="Most tokens a /v1/completions or chat request may generate.")
+        64, ge=1, description="Most candidates one /v1/questions request draws before returning what passed.")
+    max_tokens: int = Field(
+        1024, ge=1, description="Most tokens a /v1/completions or chat request may generate.")
     max_choices: int = Field(8, ge=1, description="Most choices (`n`) per completions or chat request.")
     max_prompt_tokens: int = Field(
         2048, ge=1, description="Most prompt tokens per request (also capped by the model's max_model_len "
         "minus max_tokens).")
     max_responses: int = Field(32, ge=1, description="Most responses one POST /v1/score may score.")
-    max_text_chars: int = Field(20_000, ge=1, description="Most characters per question, response or message.")
-    max_body_bytes: int = Field(262_144, ge=256, description="Largest request body accepted (bytes); larger → 413.")
+    max_text_chars: int = Field(
+        20_000, ge=1, description="Most characters per question, response or message.")
+    max_body_bytes: int = Field(
+        262_144, ge=256, description="Largest request body accepted (bytes); larger → 413.")
 
 
 class ServeConfig(Strict):
@@ -372,10 +380,11 @@ class ServeConfig(Strict):
     port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
     route_prefix: str = Field("/", description="URL prefix of the application.")
     auth_token_env: str = Field(
-        "SCALEQUEST_API_TOKEN", description="Env var holding the bearer token; when set in the ingress replica's "
-        "environment, every route but /healthz requires `Authorization: Bearer <token>`.")
+        "SCALEQUEST_API_TOKEN", description="Env var holding the bearer token; when set in the ingress "
+        "replica's environment, every route but /healthz requires `Authorization: Bearer <token>`.")
     request_timeout_s: float = Field(300.0, gt=0, description="Longest a /v1/questions request may run.")
-    limits: ServeLimitsConfig = Field(default_factory=ServeLimitsConfig, description="Request limits (→ 4xx).")
+    limits: ServeLimitsConfig = Field(
+        default_factory=ServeLimitsConfig, description="Request limits (→ 4xx).")
     ingress: DeploymentConfig = Field(
         default_factory=lambda: DeploymentConfig(num_cpus=0.5), description="The FastAPI ingress deployment.")
     llm: dict[str, DeploymentConfig] = Field(

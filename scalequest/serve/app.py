@@ -1,6 +1,6 @@
-"""Config → Ray Serve application: one `LLMServer` deployment per model that a generator, the judge or the solver
-names (models shared by several roles load once), one `ScorerServer` (reward + difficulty models) and the
-`Ingress`, each with the autoscaling and resources of its `serve.*` entry.
+"""Config → Ray Serve application: one `LLMServer` deployment per model that a generator, the judge or the
+solver names (models shared by several roles load once), one `ScorerServer` (reward + difficulty models) and
+the `Ingress`, each with the autoscaling and resources of its `serve.*` entry.
 
   build_application(cfg)       the bound application (for `serve.run`)
   build_app(args)              the builder `serve run` / `serve deploy` import: args {config, overrides}
@@ -24,7 +24,8 @@ def served_models(cfg) -> list[str]:
 
 
 def deployment_options(dep, name: str, num_cpus: float, num_gpus: float) -> dict:
-    """`Deployment.options(...)` keywords from a `DeploymentConfig`; its num_cpus/num_gpus override the defaults."""
+    """`Deployment.options(...)` keywords from a `DeploymentConfig`; its num_cpus/num_gpus win over the
+    defaults given here."""
     a = dep.autoscaling
     return dict(
         name=name,
@@ -57,10 +58,11 @@ def build_application(cfg):
 
 
 def build_app(args: dict):
-    """Serve's application builder: `serve run scalequest.serve.app:build_app config=tiny` or the YAML's `args`.
+    """Serve's application builder: `serve run scalequest.serve.app:build_app config=tiny` or the YAML's
+    `args`.
 
-    args: `config` (a YAML path or packaged name) and optional `overrides` (a list of `key=value`, or one string
-    separated by spaces).
+    args: `config` (a YAML path or packaged name) and optional `overrides` (a list of `key=value`, or one
+    string separated by spaces).
     """
     from scalequest.config import load_config
     from scalequest.errors import ConfigError
@@ -74,8 +76,8 @@ def build_app(args: dict):
 
 
 def serve_config(cfg, source: str, overrides: list[str]) -> dict:
-    """Serve's config file (for `serve deploy` / `serve run FILE`) that rebuilds this app from the same project
-    config: the import path plus args, so the project YAML stays the one source of truth."""
+    """Serve's config file (for `serve deploy` / `serve run FILE`) that rebuilds this app from the same
+    project config: the import path plus args, so the project YAML stays the one source of truth."""
     s = cfg.serve
     app = dict(name=s.app_name, route_prefix=s.route_prefix, import_path=IMPORT_PATH,
                args=dict(config=str(source), overrides=list(overrides)))
@@ -85,8 +87,8 @@ def serve_config(cfg, source: str, overrides: list[str]) -> dict:
 
 
 def run_serve(cfg, *, blocking: bool = True):
-    """Start Ray (as the pipeline does: local unless `ray.address`) and Serve, deploy the app; block until Ctrl-C
-    when `blocking`. Returns the ingress handle."""
+    """Start Ray (as the pipeline does: local unless `ray.address`) and Serve, deploy the app; block until
+    Ctrl-C when `blocking`. Returns the ingress handle."""
     from ray import serve
 
     from scalequest.pipeline.run import init_ray

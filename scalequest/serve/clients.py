@@ -1,6 +1,6 @@
 """Sync adapters over Serve deployment handles, so the Ray-free stages (which call `engine.generate(...)` and
-`scorer.score_pairs(...)`) run unchanged inside the ingress. Call them from a worker thread, never from the event
-loop: `DeploymentResponse.result()` blocks.
+`scorer.score_pairs(...)`) run unchanged inside the ingress. Call them from a worker thread, never from the
+event loop: `DeploymentResponse.result()` blocks.
 """
 
 from __future__ import annotations

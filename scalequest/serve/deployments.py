@@ -1,7 +1,9 @@
 """The model-hosting Serve deployments: `LLMServer` (one per model, over vLLM's async engine, so concurrent
-requests from every route join one continuous batch) and `ScorerServer` (the reward model and the difficulty model).
+requests from every route join one continuous batch) and `ScorerServer` (the reward model and the difficulty
+model).
 
-Options (replicas, autoscaling, CPUs/GPUs) are applied by `scalequest.serve.app` from the `serve` config section.
+Options (replicas, autoscaling, CPUs/GPUs) are applied by `scalequest.serve.app` from the `serve` config
+section.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ log = logging.getLogger(__name__)
 
 @serve.deployment
 class LLMServer:
-    """Hosts an `AsyncVLLMEngine` for one `ModelConfig` (passed as a dict, so Serve's config stays plain data)."""
+    """Hosts an `AsyncVLLMEngine` for one `ModelConfig` (a dict: Serve's config stays plain data)."""
 
     def __init__(self, model_cfg: dict):
         from scalequest.config import ModelConfig
@@ -36,10 +38,11 @@ class LLMServer:
 
 @serve.deployment
 class ScorerServer:
-    """The reward model (`reward.*`, unless kind is 'agreement') and the difficulty model (`difficulty.model_path`).
+    """The reward model (`reward.*`, unless kind is 'agreement') and the difficulty model
+    (`difficulty.model_path`).
 
-    `score_pairs(questions, responses)` and `score_difficulty(texts)` return floats; either raises ValueError when
-    its model is not configured (the ingress checks before calling).
+    `score_pairs(questions, responses)` and `score_difficulty(texts)` return floats; either raises ValueError
+    when its model is not configured (the ingress checks before calling).
     """
 
     def __init__(self, reward_cfg: dict, difficulty_cfg: dict):

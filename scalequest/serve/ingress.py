@@ -1,8 +1,8 @@
 """The FastAPI ingress deployment: ScaleQuest routes (/v1/questions, /v1/score), OpenAI-compatible routes
 (/v1/models, /v1/completions, /v1/chat/completions), /healthz and the OpenAPI schema (/openapi.json, /docs).
 
-Every failure caused by the request is a 4xx in OpenAI's error format; an optional bearer token (read from the env
-var `serve.auth_token_env` when the replica starts) guards every route but /healthz.
+Every failure caused by the request is a 4xx in OpenAI's error format; an optional bearer token (read from the
+env var `serve.auth_token_env` when the replica starts) guards every route but /healthz.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 @serve.deployment
 @serve.ingress()
 class Ingress:
-    """`cfg`: the SynthesisConfig as a dict; `llms`: model key → LLMServer handle; `scorer`: ScorerServer handle."""
+    """`cfg`: the SynthesisConfig as a dict; `llms`: model key → LLMServer handle; `scorer`: ScorerServer
+    handle."""
 
     def __init__(self, cfg: dict, llms: dict, scorer):
         from scalequest.config import SynthesisConfig
@@ -84,13 +85,13 @@ class Ingress:
         check_limit(req.n, self.limits.max_questions, "n", "max_questions")
         names = [g.name for g in self.cfg.generators]
         if req.generator != "mix" and req.generator not in names:
-            raise APIError(400, f"generator: unknown generator '{req.generator}'; use one of {names} or 'mix'",
-                           "generator")
+            raise APIError(400, f"generator: unknown generator '{req.generator}'; use one of {names} or "
+                           "'mix'", "generator")
         f, d = req.filters, req.filters.difficulty
         lo, hi = (d.min, d.max) if d else (None, None)
         if (lo is not None or hi is not None) and not self.cfg.difficulty.model_path:
-            raise APIError(400, "filters.difficulty: this server has no difficulty model (difficulty.model_path); "
-                           "drop the difficulty filter", "filters.difficulty")
+            raise APIError(400, "filters.difficulty: this server has no difficulty model "
+                           "(difficulty.model_path); drop the difficulty filter", "filters.difficulty")
         if lo is not None and hi is not None and lo > hi:
             raise APIError(400, f"filters.difficulty: min {lo} is above max {hi}", "filters.difficulty")
         extra = {} if req.seed is None else {"seed": req.seed}
@@ -116,16 +117,16 @@ class Ingress:
                     final_answers=answers, reward_model=self.cfg.reward.model_path or "answer-agreement")
 
     def models(self) -> dict:
-        data = [dict(id=k, object="model", created=self.started, owned_by="scalequest", root=self.cfg.models[k].path)
-                for k in self.llms]
+        data = [dict(id=k, object="model", created=self.started, owned_by="scalequest",
+                     root=self.cfg.models[k].path) for k in self.llms]
         return dict(object="list", data=data)
 
     async def complete(self, req: CompletionRequest | ChatRequest, chat: bool) -> dict:
         from scalequest.engines.base import Sampling
 
         if req.model not in self.llms:
-            raise APIError(404, f"model: unknown model '{req.model}'; GET /v1/models lists {sorted(self.llms)}",
-                           "model", kind="model_not_found")
+            raise APIError(404, f"model: unknown model '{req.model}'; GET /v1/models lists "
+                           f"{sorted(self.llms)}", "model", kind="model_not_found")
         if req.stream:
             raise APIError(400, "stream: streaming is not supported; send stream=false", "stream")
         max_tokens = (getattr(req, "max_completion_tokens", None) or req.max_tokens) or (512 if chat else 16)
@@ -161,9 +162,11 @@ class Ingress:
         room = self.cfg.models[model].max_model_len - max_tokens
         limit = min(self.limits.max_prompt_tokens, room)
         if n > limit:
-            raise APIError(400, f"prompt: {n} tokens is above the limit {limit} (serve.limits.max_prompt_tokens, "
-                           f"and max_model_len {self.cfg.models[model].max_model_len} minus max_tokens "
-                           f"{max_tokens}); shorten it", "prompt")
+            raise APIError(400, f"prompt: {n} tokens is above the limit {limit} "
+                           f"(serve.limits.max_prompt_tokens, and max_model_len "
+                           f"{self.cfg.models[model].max_model_len} minus max_tokens {max_tokens}); "
+                           "shorten it",
+                           "prompt")
         if n == 0 and not prompt:
             raise APIError(400, "prompt: empty; send some text", "prompt")
         return n
@@ -191,6 +194,6 @@ def _openai_body(model: str, outs: list, prompt_tokens: int, chat: bool) -> dict
     usage = dict(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                  total_tokens=prompt_tokens + completion_tokens)
     return dict(id=f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}",
-                object="chat.completion" if chat else "text_completion", created=int(time.time()), model=model,
-                choices=choices, usage=usage)
+                object="chat.completion" if chat else "text_completion", created=int(time.time()),
+                model=model, choices=choices, usage=usage)
 

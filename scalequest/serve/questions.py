@@ -1,8 +1,8 @@
-"""On-demand questions: draw candidates from the generators and pass them through the same stage objects the batch
-pipeline uses (scalequest.stages), in rounds, until `n` passed or the candidate budget is spent.
+"""On-demand questions: draw candidates from the generators and pass them through the same stage objects the
+batch pipeline uses (scalequest.stages), in rounds, until `n` passed or the candidate budget is spent.
 
-Ray-free: engines and scorers are any objects with the stage interfaces (`DeploymentEngine` in Serve, an in-process
-`VLLMEngine` in tests). Blocking; the ingress runs it in a worker thread.
+Ray-free: engines and scorers are any objects with the stage interfaces (`DeploymentEngine` in Serve, an
+in-process `VLLMEngine` in tests). Blocking; the ingress runs it in a worker thread.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ class QuestionService:
                                           {g.name: g.sampling for g in cfg.generators})
         self.language = FilterLanguage(cfg.language.model_copy(update={"enabled": True}))
         s = cfg.solvability
-        self.judge = JudgeSolvability(s.model_copy(update={"enabled": True}), engines[s.model], formatters[s.model])
+        self.judge = JudgeSolvability(s.model_copy(update={"enabled": True}), engines[s.model],
+                                      formatters[s.model])
         self.difficulty = ScoreDifficulty(cfg.difficulty, difficulty_scorer) if difficulty_scorer else None
         r = cfg.responses
         self.responses = GenerateResponses(r, engines[r.model], formatters[r.model])
@@ -69,7 +70,8 @@ class QuestionService:
         self.models = {g.name: cfg.models[g.model].path for g in cfg.generators}
 
     def run(self, plan: QuestionPlan) -> dict:
-        """{"questions": [...], "num_candidates", "num_passed", "seed", "rejected": {"stage: reason": count}}."""
+        """{"questions": [...], "num_candidates", "num_passed", "seed",
+        "rejected": {"stage: reason": count}}."""
         by_name = {g.name: g for g in self.cfg.generators}
         assign = AssignGenerators([by_name[name] for name in plan.generators], plan.seed)
         dedup = DropDuplicates(enabled=plan.dedup)  # a fresh seen-set per request

@@ -1,6 +1,7 @@
 """HTTP layer of the ingress: the FastAPI app with its routes, the auth + body-size middleware and the error
-handlers that turn every request problem into a 4xx in OpenAI's error format. `build_api(ingress)` is called once
-per ingress replica (Serve's late-bound ASGI app), so limits and the token come from that replica's config.
+handlers that turn every request problem into a 4xx in OpenAI's error format. `build_api(ingress)` is called
+once per ingress replica (Serve's late-bound ASGI app), so limits and the token come from that replica's
+config.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def build_api(ingress) -> FastAPI:
     """The FastAPI app over an `Ingress` (anything with its methods: questions, score, models, complete,
     authorized, and `limits`)."""
     app = FastAPI(title="ScaleQuest API", version="0.1.0",
-                  description="On-demand math questions (and solutions) from ScaleQuest's generators, filtered by "
-                  "the same stages as the batch pipeline; OpenAI-compatible completions for every hosted model.")
+                  description="On-demand math questions (and solutions) from ScaleQuest's generators, "
+                  "filtered by the same stages as the batch pipeline; OpenAI-compatible completions for "
+                  "every hosted model.")
     _add_guards(app, ingress)
     _add_error_handlers(app)
 

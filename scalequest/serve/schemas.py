@@ -1,5 +1,5 @@
-"""Request and response bodies of the HTTP API, and the checks against `serve.limits` (→ `APIError`, a 4xx with a
-message that names the field, the value, the limit and the config key that sets it).
+"""Request and response bodies of the HTTP API, and the checks against `serve.limits` (→ `APIError`, a 4xx
+with a message that names the field, the value, the limit and the config key that sets it).
 
 The OpenAI-compatible bodies accept and ignore fields they do not use, so standard clients work unchanged; the
 ScaleQuest bodies forbid unknown fields, so a typo is a 400 naming it.
@@ -17,12 +17,14 @@ SEED_MAX = 2**31 - 1
 class APIError(Exception):
     """An HTTP error answered as OpenAI's error body: {"error": {"message", "type", "param", "code"}}."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, kind: str = "invalid_request_error"):
+    def __init__(self, status: int, message: str, param: str | None = None,
+                 kind: str = "invalid_request_error"):
         super().__init__(message)
         self.status, self.message, self.param, self.kind = status, message, param, kind
 
     def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.status}}
+        err = {"message": self.message, "type": self.kind, "param": self.param, "code": self.status}
+        return {"error": err}
 
 
 class _Strict(BaseModel):
@@ -44,15 +46,15 @@ class QuestionFilters(_Strict):
     language: bool | None = Field(None, description="English filter; default: the config's language.enabled.")
     dedup: bool = Field(True, description="Drop repeats within this request.")
     solvability: bool | None = Field(None, description="Solvability judge; default: solvability.enabled.")
-    difficulty: DifficultyRange | None = Field(None, description="Keep scores in [min, max] (needs a difficulty "
-                                               "model: difficulty.model_path).")
+    difficulty: DifficultyRange | None = Field(
+        None, description="Keep scores in [min, max] (needs a difficulty model: difficulty.model_path).")
 
 
 class QuestionsRequest(_Strict):
     n: int = Field(1, ge=1, description="Questions wanted (at most serve.limits.max_questions).")
-    generator: str = Field("mix", description="A generator name, or 'mix' for all by their configured shares.")
+    generator: str = Field("mix", description="A generator name, or 'mix' for all by share.")
     filters: QuestionFilters = Field(default_factory=QuestionFilters, description="Filters to apply.")
-    with_solution: bool = Field(False, description="Add the best of N solver responses, chosen by the reward model.")
+    with_solution: bool = Field(False, description="Add the best of N solver responses (reward model).")
     seed: int | None = Field(None, ge=0, le=SEED_MAX, description="Same seed and request → same candidates.")
 
 
@@ -78,7 +80,7 @@ class QuestionItem(BaseModel):
 class QuestionsResponse(BaseModel):
     questions: list[QuestionItem]
     num_candidates: int = Field(description="Candidates drawn for this request.")
-    num_passed: int = Field(description="Candidates that passed every filter (may exceed n in the last round).")
+    num_passed: int = Field(description="Candidates that passed every filter (may exceed n: last round).")
     seed: int
     rejected: dict[str, int] = Field(description="Rejected candidates by 'stage: reason'.")
 
@@ -87,13 +89,13 @@ class QuestionsResponse(BaseModel):
 
 class ScoreRequest(_Strict):
     question: str = Field(min_length=1)
-    responses: list[str] = Field(min_length=1, description="Responses to score (at most serve.limits.max_responses).")
+    responses: list[str] = Field(min_length=1, description="Responses to score (serve.limits.max_responses).")
 
 
 class ScoreResponse(BaseModel):
-    rewards: list[float] | None = Field(description="Reward model scores (null when reward.kind is 'agreement').")
-    agreement: list[float | None] = Field(description="Share of responses whose \\boxed{} answer agrees (null = "
-                                          "no answer).")
+    rewards: list[float] | None = Field(description="Reward model scores (null for reward.kind 'agreement').")
+    agreement: list[float | None] = Field(
+        description="Share of responses whose \\boxed{} answer agrees (null = no answer).")
     final_answers: list[str | None]
     reward_model: str
 
@@ -127,8 +129,8 @@ class ChatRequest(_Sampling):
 
 def check_limit(value: int, limit: int, param: str, key: str) -> None:
     if value > limit:
-        raise APIError(400, f"{param}: {value} is above the limit {limit} (serve.limits.{key}); ask for fewer",
-                       param)
+        raise APIError(400, f"{param}: {value} is above the limit {limit} (serve.limits.{key}); ask for "
+                       "fewer", param)
 
 
 def check_text(text: str, limit: int, param: str) -> None:

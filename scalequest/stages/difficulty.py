@@ -51,8 +51,8 @@ def difficulty_threshold(scores: list[float], drop_share: float) -> float | None
 
 
 class DropEasiest:
-    """Reject kept rows whose difficulty is below `threshold` (None = keep all); with `above=True`, rows above it
-    instead (the upper end of a requested difficulty range)."""
+    """Reject kept rows whose difficulty is below `threshold` (None = keep all); with `above=True`, rows
+    above it instead (the upper end of a requested difficulty range)."""
 
     def __init__(self, threshold: float | None, above: bool = False):
         self.threshold, self.above = threshold, above

@@ -1,6 +1,6 @@
-"""One Serve application for the module that asks for it: the tiny random Llama as generator, judge and solver (one
-LLM deployment), the tiny random regression model as reward and difficulty model, a bearer token, and small
-limits so every 4xx case is cheap to reach."""
+"""One Serve application for the module that asks for it: the tiny random Llama as generator, judge and solver
+(one LLM deployment), the tiny random regression model as reward and difficulty model, a bearer token, and
+small limits so every 4xx case is cheap to reach."""
 
 from __future__ import annotations
 
@@ -24,12 +24,14 @@ def free_port() -> int:
 def tiny_serve_overrides(tiny_model, tiny_scorer_model, port: int) -> list[str]:
     stops = list(string.ascii_letters) + ["\ufffd"]  # a random model only ends a "question" on these
     return [
-        f"models.smollm2.path={tiny_model}", "models.smollm2.max_model_len=512", "models.smollm2.max_num_seqs=32",
+        f"models.smollm2.path={tiny_model}", "models.smollm2.max_model_len=512",
+        "models.smollm2.max_num_seqs=32",
         "generators.0.hint=\"\"", f"generators.0.sampling.stop={json.dumps(stops)}",
         "generators.0.sampling.max_tokens=16", "solvability.sampling.max_tokens=8",
         "responses.n=2", "responses.sampling.max_tokens=8", "responses.force_answer=false",
         "reward.kind=sequence_classification", f"reward.model_path={tiny_scorer_model}",
-        f"difficulty.model_path={tiny_scorer_model}", "ray.num_cpus=8", "ray.env_vars.VLLM_CPU_KVCACHE_SPACE=\"1\"",
+        f"difficulty.model_path={tiny_scorer_model}", "ray.num_cpus=8",
+        "ray.env_vars.VLLM_CPU_KVCACHE_SPACE=\"1\"",
         f"serve.port={port}", f"serve.auth_token_env={TOKEN_ENV}",
         "serve.limits.max_questions=4", "serve.limits.max_candidates=8", "serve.limits.max_tokens=32",
         "serve.limits.max_choices=4", "serve.limits.max_prompt_tokens=128", "serve.limits.max_responses=4",

@@ -1,6 +1,6 @@
-"""The HTTP API end to end on local Ray Serve (tiny random models): every route with httpx and the openai client,
-every 4xx case, and the bearer token. A random model writes garbage, so the checks are on plumbing, provenance,
-accounting and determinism, not on question quality.
+"""The HTTP API end to end on local Ray Serve (tiny random models): every route with httpx and the openai
+client, every 4xx case, and the bearer token. A random model writes garbage, so the checks are on plumbing,
+provenance, accounting and determinism, not on question quality.
 
 Run: `pytest tests/serve/test_app.py` (~2-4 min on 2 cores, most of it loading the deployments).
 """
@@ -18,7 +18,7 @@ PLAIN = {"language": False, "solvability": False}  # a random model's "questions
 
 def test_healthz_needs_no_token(served):
     url, _ = served
-    r = httpx.get(f"{url}/healthz")
+    r = httpx.get(f"{url}/healthz", timeout=60)
     assert r.status_code == 200 and r.json() == {"status": "ok"}
 
 
@@ -27,8 +27,9 @@ def test_every_other_route_needs_the_bearer_token(served, api_token, headers):
     url, _ = served
     headers = {"Authorization": api_token} if headers == "token without scheme" else headers
     for method, path in [("GET", "/v1/models"), ("GET", "/openapi.json"), ("POST", "/v1/questions"),
-                         ("POST", "/v1/score"), ("POST", "/v1/completions"), ("POST", "/v1/chat/completions")]:
-        r = httpx.request(method, f"{url}{path}", headers=headers, json={})
+                         ("POST", "/v1/score"), ("POST", "/v1/completions"),
+                         ("POST", "/v1/chat/completions")]:
+        r = httpx.request(method, f"{url}{path}", headers=headers, json={}, timeout=60)
         assert r.status_code == 401, (path, r.text)
         assert r.headers["www-authenticate"] == "Bearer" and "bearer token" in r.json()["error"]["message"]
 
@@ -84,7 +85,7 @@ def test_questions_are_seeded_scored_and_carry_provenance(http, served):
 
 
 def test_questions_with_solution_runs_the_solver_and_reward_model(http):
-    for seed in range(11, 16):  # a random model often "asks" an empty question: find a seed whose reach the solver
+    for seed in range(11, 16):  # a random model often "asks" empty questions: try until one gets solved
         out = http.post("/v1/questions", json={"n": 1, "seed": seed, "filters": PLAIN, "with_solution": True})
         out = out.json()
         reached = out["questions"] or any(k.startswith("responses:") for k in out["rejected"])
@@ -139,7 +140,8 @@ BAD_REQUESTS = [
     ("POST", "/v1/questions", {"generator": "gpt-9"}, 400, "unknown generator 'gpt-9'"),
     ("POST", "/v1/questions", {"nn": 1}, 400, "nn: unknown field"),
     ("POST", "/v1/questions", {"seed": -1}, 400, "seed"),
-    ("POST", "/v1/questions", {"filters": {"difficulty": {"min": 2, "max": 1}}}, 400, "min 2.0 is above max 1.0"),
+    ("POST", "/v1/questions", {"filters": {"difficulty": {"min": 2, "max": 1}}}, 400,
+     "min 2.0 is above max 1.0"),
     ("POST", "/v1/questions", {"filters": {"colour": True}}, 400, "filters.colour: unknown field"),
     ("POST", "/v1/questions", {"x": "y" * 5000}, 413, "serve.limits.max_body_bytes"),
     ("POST", "/v1/score", {"question": "q", "responses": []}, 400, "responses"),
@@ -148,16 +150,18 @@ BAD_REQUESTS = [
     ("POST", "/v1/score", {"responses": ["a"]}, 400, "question: required but missing"),
     ("POST", "/v1/completions", {"model": "smollm2", "prompt": "hi", "max_tokens": 33}, 400,
      "max_tokens: 33 is above the limit 32"),
-    ("POST", "/v1/completions", {"model": "smollm2", "prompt": "hi", "n": 5}, 400, "n: 5 is above the limit 4"),
-    ("POST", "/v1/completions", {"model": "smollm2", "prompt": "word " * 300}, 400, "tokens is above the limit"),
+    ("POST", "/v1/completions", {"model": "smollm2", "prompt": "hi", "n": 5}, 400,
+     "n: 5 is above the limit 4"),
+    ("POST", "/v1/completions", {"model": "smollm2", "prompt": "word " * 300}, 400,
+     "tokens is above the limit"),
     ("POST", "/v1/completions", {"model": "smollm2", "prompt": []}, 400, "prompt: empty list"),
     ("POST", "/v1/completions", {"model": "smollm2", "prompt": "hi", "stream": True}, 400, "streaming"),
     ("POST", "/v1/completions", {"model": "nope", "prompt": "hi"}, 404, "unknown model 'nope'"),
     ("POST", "/v1/completions", {"prompt": "hi"}, 400, "model: required but missing"),
     ("POST", "/v1/completions", {"model": "smollm2", "prompt": "hi", "temperature": 5}, 400, "temperature"),
     ("POST", "/v1/chat/completions", {"model": "smollm2", "messages": []}, 400, "messages"),
-    ("POST", "/v1/chat/completions", {"model": "smollm2", "messages": [{"role": "robot", "content": "x"}]}, 400,
-     "role"),
+    ("POST", "/v1/chat/completions", {"model": "smollm2", "messages": [{"role": "robot", "content": "x"}]},
+     400, "role"),
     ("GET", "/v1/nothing", None, 404, "Not Found"),
     ("GET", "/v1/questions", None, 405, "Method Not Allowed"),
 ]
@@ -166,8 +170,10 @@ BAD_REQUESTS = [
 @pytest.mark.parametrize("method, path, body, status, words", BAD_REQUESTS,
                          ids=[f"{b[0]} {b[1]} {b[3]} {b[4][:30]}" for b in BAD_REQUESTS])
 def test_bad_request_gets_a_clear_4xx(http, method, path, body, status, words):
-    kwargs = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, bytes) else (
-        {"json": body} if body is not None else {})
+    if isinstance(body, bytes):
+        kwargs = {"content": body, "headers": {"content-type": "application/json"}}
+    else:
+        kwargs = {"json": body} if body is not None else {}
     r = http.request(method, path, **kwargs)
     assert r.status_code == status, r.text
     err = r.json()["error"]

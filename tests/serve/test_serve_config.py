@@ -31,7 +31,8 @@ def test_serve_llm_key_must_name_a_model():
 
 def test_autoscaling_min_above_max_is_a_config_error():
     with pytest.raises(ConfigError, match=r"min_replicas \(3\) is above max_replicas \(2\)"):
-        load_config("tiny", ["serve.ingress.autoscaling.min_replicas=3", "serve.ingress.autoscaling.max_replicas=2"])
+        load_config("tiny", ["serve.ingress.autoscaling.min_replicas=3",
+                             "serve.ingress.autoscaling.max_replicas=2"])
 
 
 def test_cli_writes_a_serve_deploy_config(tmp_path, capsys):
@@ -39,7 +40,8 @@ def test_cli_writes_a_serve_deploy_config(tmp_path, capsys):
     assert main(["serve", "--config", "tiny", "serve.port=8123", "--write-serve-config", str(out)]) == 0
     doc = yaml.safe_load(out.read_text())
     app = doc["applications"][0]
-    assert app["import_path"] == IMPORT_PATH and app["args"] == {"config": "tiny", "overrides": ["serve.port=8123"]}
+    assert app["import_path"] == IMPORT_PATH
+    assert app["args"] == {"config": "tiny", "overrides": ["serve.port=8123"]}
     assert doc["http_options"] == {"host": "127.0.0.1", "port": 8123}
     assert app["runtime_env"]["env_vars"]["RAY_AUTH_MODE"] == "disabled"
     assert serve_config(load_config("tiny", ["serve.port=8123"]), "tiny", ["serve.port=8123"]) == doc
