@@ -1,5 +1,5 @@
 """QuestionService without Ray: the /v1/questions logic over the in-process tiny engine (the same stage
-objects the pipeline runs), so its rounds, budget, accounting and seeding are checked in seconds."""
+objects the pipeline runs), so its rounds, budget, accounting and seeding are checked without Serve."""
 
 import json
 import string

@@ -66,3 +66,13 @@ def test_build_app_without_config_names_the_fix():
 
     with pytest.raises(ConfigError, match="missing 'config'"):
         build_app({})
+
+
+def test_paper_config_serves_each_model_on_its_gpus_with_autoscaling():
+    cfg = load_config("paper")
+    assert cfg.serve.host == "0.0.0.0" and set(cfg.serve.llm) == set(served_models(cfg))
+    for key in served_models(cfg):
+        m, dep = cfg.models[key], cfg.serve.llm[key]
+        opts = deployment_options(dep, f"llm-{key}", m.num_cpus, m.num_gpus)
+        assert opts["ray_actor_options"]["num_gpus"] == 1
+        assert opts["autoscaling_config"]["max_replicas"] == m.replicas
