@@ -1,4 +1,4 @@
-"""`scalequest synthesize | train qft|qpo|difficulty | models prepare | validate` — thin: parse, load + validate config, call one function.
+"""`scalequest synthesize | serve | train qft|qpo|difficulty | models prepare | validate` — thin: parse, load + validate config, call one function.
 
 `scalequest --help` stays fast: heavy imports happen inside the commands.
 """
@@ -28,6 +28,22 @@ def cmd_synthesize(args) -> int:
     print(f"kept pairs:     {run_dir / 'data' / 'status=kept'}")
     print(f"rejected rows:  {run_dir / 'data' / 'status=rejected'}")
     print(f"report:         {run_dir / 'summary.json'}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import yaml
+
+    from scalequest.config import load_config
+    from scalequest.serve.app import run_serve, serve_config
+
+    cfg = load_config(args.config, args.overrides)
+    if args.write_serve_config:
+        out = Path(args.write_serve_config)
+        out.write_text(yaml.safe_dump(serve_config(cfg, args.config, args.overrides), sort_keys=False))
+        print(f"Serve config: {out}  (deploy with: serve deploy {out})")
+        return 0
+    run_serve(cfg, blocking=True)
     return 0
 
 
@@ -91,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synthesize", help="run the synthesis pipeline (local Ray unless ray.address is set)")
     _config_args(p)
     p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("serve", help="serve the HTTP API on Ray Serve (local Ray unless ray.address is set)")
+    _config_args(p)
+    p.add_argument("--write-serve-config", metavar="FILE",
+                   help="write Serve's YAML for `serve deploy` (import path + this config) and exit")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("validate", help="validate a config without starting anything")
     p.add_argument("--explain", action="store_true", help="print every config key with its default and meaning")

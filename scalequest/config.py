@@ -327,6 +327,77 @@ class TrainConfig(Strict):
     difficulty: DifficultyTrainConfig | None = Field(None, description="Difficulty scorer training.")
 
 
+# ---- serving (Ray Serve HTTP API): `scalequest serve --config …` or `serve deploy` ----
+
+
+class AutoscalingConfig(Strict):
+    min_replicas: int = Field(1, ge=0, description="Fewest replicas (0 = scale to zero when idle).")
+    max_replicas: int = Field(1, ge=1, description="Most replicas.")
+    target_ongoing_requests: float = Field(
+        2.0, gt=0, description="Requests in flight per replica the autoscaler aims for; more → scale up.")
+    upscale_delay_s: float = Field(
+        10.0, ge=0, description="Seconds load must stay high before adding replicas.")
+    downscale_delay_s: float = Field(
+        60.0, ge=0, description="Seconds load must stay low before removing replicas.")
+
+    @model_validator(mode="after")
+    def _min_below_max(self):
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas "
+                             f"({self.max_replicas})")
+        return self
+
+
+class DeploymentConfig(Strict):
+    autoscaling: AutoscalingConfig = Field(
+        default_factory=AutoscalingConfig, description="Replica autoscaling.")
+    max_ongoing_requests: int = Field(
+        64, ge=1, description="Requests one replica takes at once; more wait in the caller's queue.")
+    num_cpus: float | None = Field(
+        None, ge=0, description="Ray CPUs per replica; none = the model's num_cpus (LLM deployments) or 0.5.")
+    num_gpus: float | None = Field(
+        None, ge=0, description="Ray GPUs per replica; none = the model's num_gpus (LLM deployments) or 0.")
+
+
+class ServeLimitsConfig(Strict):
+    max_questions: int = Field(
+        16, ge=1, description="Most questions one POST /v1/questions may ask for (`n`).")
+    max_candidates: int = Field(
+        64, ge=1, description="Most candidates one /v1/questions request draws before returning what passed.")
+    max_tokens: int = Field(
+        1024, ge=1, description="Most tokens a /v1/completions or chat request may generate.")
+    max_choices: int = Field(8, ge=1, description="Most choices (`n`) per completions or chat request.")
+    max_prompt_tokens: int = Field(
+        2048, ge=1, description="Most prompt tokens per request (also capped by the model's max_model_len "
+        "minus max_tokens).")
+    max_responses: int = Field(32, ge=1, description="Most responses one POST /v1/score may score.")
+    max_text_chars: int = Field(
+        20_000, ge=1, description="Most characters per question, response or message.")
+    max_body_bytes: int = Field(
+        262_144, ge=256, description="Largest request body accepted (bytes); larger → 413.")
+
+
+class ServeConfig(Strict):
+    app_name: str = Field("scalequest", description="Serve application name.")
+    host: str = Field("127.0.0.1", description="HTTP host Serve's proxy binds ('0.0.0.0' to expose it).")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
+    route_prefix: str = Field("/", description="URL prefix of the application.")
+    auth_token_env: str = Field(
+        "SCALEQUEST_API_TOKEN", description="Env var holding the bearer token; when set in the ingress "
+        "replica's environment, every route but /healthz requires `Authorization: Bearer <token>`.")
+    request_timeout_s: float = Field(300.0, gt=0, description="Longest a /v1/questions request may run.")
+    limits: ServeLimitsConfig = Field(
+        default_factory=ServeLimitsConfig, description="Request limits (→ 4xx).")
+    ingress: DeploymentConfig = Field(
+        default_factory=lambda: DeploymentConfig(num_cpus=0.5), description="The FastAPI ingress deployment.")
+    llm: dict[str, DeploymentConfig] = Field(
+        default_factory=dict, description="Per model key of `models`: its LLM deployment (models used by a "
+        "generator, the judge or the solver each get one; unlisted ones take the defaults).")
+    reward: DeploymentConfig = Field(
+        default_factory=lambda: DeploymentConfig(num_cpus=0.5),
+        description="The scorer deployment: reward model (reward.*) and difficulty model (difficulty.*).")
+
+
 class SynthesisConfig(Strict):
     name: str = Field("scalequest", description="Run name (output folder prefix).")
     seed: int = Field(0, description="Run seed; each row's sampling seed derives from (seed, row id).")
@@ -343,6 +414,7 @@ class SynthesisConfig(Strict):
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where and how results are written.")
     ray: RayConfig = Field(default_factory=RayConfig, description="Ray connection and local resources.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training jobs (QFT, QPO, difficulty).")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="The HTTP API (Ray Serve).")
 
     @field_validator("generators")
     @classmethod
@@ -357,6 +429,7 @@ class SynthesisConfig(Strict):
     def _model_refs_exist(self):
         refs = [(f"generators.{i}.model", g.model) for i, g in enumerate(self.generators)]
         refs += [("solvability.model", self.solvability.model), ("responses.model", self.responses.model)]
+        refs += [(f"serve.llm.{name}", name) for name in self.serve.llm]
         for key, ref in refs:
             if ref not in self.models:
                 raise ValueError(f"{key}: '{ref}' is not a key of `models` (known: {sorted(self.models)})")

@@ -51,10 +51,11 @@ def difficulty_threshold(scores: list[float], drop_share: float) -> float | None
 
 
 class DropEasiest:
-    """Reject kept rows whose difficulty is below `threshold` (None = keep all)."""
+    """Reject kept rows whose difficulty is below `threshold` (None = keep all); with `above=True`, rows
+    above it instead (the upper end of a requested difficulty range)."""
 
-    def __init__(self, threshold: float | None):
-        self.threshold = threshold
+    def __init__(self, threshold: float | None, above: bool = False):
+        self.threshold, self.above = threshold, above
 
     def __call__(self, batch: dict) -> dict:
         n = require("DropEasiest", batch, ["difficulty"])
@@ -62,8 +63,11 @@ class DropEasiest:
         rejects = Rejects(batch, n)
         if self.threshold is not None:
             for i in rejects.kept():
-                if scores[i] is not None and scores[i] < self.threshold:
-                    rejects.reject(i, STAGE, f"too easy (difficulty {scores[i]:.3f} < {self.threshold:.3f})")
+                s = scores[i]
+                if s is not None and not self.above and s < self.threshold:
+                    rejects.reject(i, STAGE, f"too easy (difficulty {s:.3f} < {self.threshold:.3f})")
+                elif s is not None and self.above and s > self.threshold:
+                    rejects.reject(i, STAGE, f"too hard (difficulty {s:.3f} > {self.threshold:.3f})")
         out = {k: column(batch, k) for k in batch}
         out.update(**rejects.columns())
         return out

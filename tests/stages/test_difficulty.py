@@ -33,3 +33,11 @@ def test_drop_easiest_rejects_below_threshold_and_keeps_unscored():
     assert out["reject_stage"] == ["difficulty", None, None, None]
     assert out["reject_reason"][0] == "too easy (difficulty 0.100 < 0.400)"
     assert DropEasiest(None)({"difficulty": [0.0]})["reject_reason"] == [None]
+
+
+def test_drop_easiest_above_rejects_questions_harder_than_the_ceiling():
+    out = DropEasiest(0.5, above=True)({"difficulty": [0.2, 0.5, 0.9, None],
+                                        "reject_stage": [None, None, None, None],
+                                        "reject_reason": [None, None, None, None]})
+    assert out["reject_stage"] == [None, None, "difficulty", None]
+    assert out["reject_reason"][2] == "too hard (difficulty 0.900 > 0.500)"

@@ -1,0 +1,100 @@
+"""Config → Ray Serve application: one `LLMServer` deployment per model that a generator, the judge or the
+solver names (models shared by several roles load once), one `ScorerServer` (reward + difficulty models) and
+the `Ingress`, each with the autoscaling and resources of its `serve.*` entry.
+
+  build_application(cfg)       the bound application (for `serve.run`)
+  build_app(args)              the builder `serve run` / `serve deploy` import: args {config, overrides}
+  serve_config(cfg, source, overrides)   Serve's YAML config (a dict) for `serve deploy`
+  run_serve(cfg)               `scalequest serve`: local (or `ray.address`) Ray, Serve on serve.host:port
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+IMPORT_PATH = "scalequest.serve.app:build_app"
+
+
+def served_models(cfg) -> list[str]:
+    """Model keys that get an LLM deployment: every generator's, the judge's and the solver's."""
+    names = [g.model for g in cfg.generators] + [cfg.solvability.model, cfg.responses.model]
+    return list(dict.fromkeys(names))
+
+
+def deployment_options(dep, name: str, num_cpus: float, num_gpus: float) -> dict:
+    """`Deployment.options(...)` keywords from a `DeploymentConfig`; its num_cpus/num_gpus win over the
+    defaults given here."""
+    a = dep.autoscaling
+    return dict(
+        name=name,
+        max_ongoing_requests=dep.max_ongoing_requests,
+        autoscaling_config=dict(min_replicas=a.min_replicas, max_replicas=a.max_replicas,
+                                initial_replicas=max(a.min_replicas, 1),
+                                target_ongoing_requests=a.target_ongoing_requests,
+                                upscale_delay_s=a.upscale_delay_s, downscale_delay_s=a.downscale_delay_s),
+        ray_actor_options=dict(num_cpus=dep.num_cpus if dep.num_cpus is not None else num_cpus,
+                               num_gpus=dep.num_gpus if dep.num_gpus is not None else num_gpus),
+    )
+
+
+def build_application(cfg):
+    """The Serve application for a validated `SynthesisConfig`."""
+    from scalequest.config import DeploymentConfig
+    from scalequest.serve.deployments import LLMServer, ScorerServer
+    from scalequest.serve.ingress import Ingress
+
+    s = cfg.serve
+    llms = {}
+    for key in served_models(cfg):
+        m = cfg.models[key]
+        opts = deployment_options(s.llm.get(key, DeploymentConfig()), f"llm-{key}", m.num_cpus, m.num_gpus)
+        llms[key] = LLMServer.options(**opts).bind(m.model_dump())
+    scorer = ScorerServer.options(**deployment_options(s.reward, "scorer", 0.5, 0.0)).bind(
+        cfg.reward.model_dump(), cfg.difficulty.model_dump())
+    ingress = Ingress.options(**deployment_options(s.ingress, "ingress", 0.5, 0.0))
+    return ingress.bind(cfg.model_dump(mode="json"), llms, scorer)
+
+
+def build_app(args: dict):
+    """Serve's application builder: `serve run scalequest.serve.app:build_app config=tiny` or the YAML's
+    `args`.
+
+    args: `config` (a YAML path or packaged name) and optional `overrides` (a list of `key=value`, or one
+    string separated by spaces).
+    """
+    from scalequest.config import load_config
+    from scalequest.errors import ConfigError
+
+    if "config" not in args:
+        raise ConfigError("serve app args: missing 'config' — pass config=<path or tiny|paper>")
+    overrides = args.get("overrides") or []
+    if isinstance(overrides, str):
+        overrides = overrides.split()
+    return build_application(load_config(args["config"], list(overrides)))
+
+
+def serve_config(cfg, source: str, overrides: list[str]) -> dict:
+    """Serve's config file (for `serve deploy` / `serve run FILE`) that rebuilds this app from the same
+    project config: the import path plus args, so the project YAML stays the one source of truth."""
+    s = cfg.serve
+    app = dict(name=s.app_name, route_prefix=s.route_prefix, import_path=IMPORT_PATH,
+               args=dict(config=str(source), overrides=list(overrides)))
+    if cfg.ray.env_vars:
+        app["runtime_env"] = {"env_vars": dict(cfg.ray.env_vars)}
+    return dict(proxy_location="EveryNode", http_options=dict(host=s.host, port=s.port), applications=[app])
+
+
+def run_serve(cfg, *, blocking: bool = True):
+    """Start Ray (as the pipeline does: local unless `ray.address`) and Serve, deploy the app; block until
+    Ctrl-C when `blocking`. Returns the ingress handle."""
+    from ray import serve
+
+    from scalequest.pipeline.run import init_ray
+
+    init_ray(cfg.ray)
+    serve.start(http_options=dict(host=cfg.serve.host, port=cfg.serve.port))
+    log.info("serving on http://%s:%d%s", cfg.serve.host, cfg.serve.port, cfg.serve.route_prefix)
+    return serve.run(build_application(cfg), name=cfg.serve.app_name, route_prefix=cfg.serve.route_prefix,
+                     blocking=blocking)

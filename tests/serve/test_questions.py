@@ -1,0 +1,42 @@
+"""QuestionService without Ray: the /v1/questions logic over the in-process tiny engine (the same stage
+objects the pipeline runs), so its rounds, budget, accounting and seeding are checked without Serve."""
+
+import json
+import string
+
+import pytest
+
+from scalequest.config import load_config
+from scalequest.engines.chat import ChatFormatter
+from scalequest.serve.questions import QuestionPlan, QuestionService
+
+
+@pytest.fixture(scope="module")
+def service(tiny_model, tiny_engine):
+    stops = list(string.ascii_letters) + ["\ufffd"]  # a random model only ends a "question" on these
+    cfg = load_config("tiny", [f"models.smollm2.path={tiny_model}", "generators.0.hint=\"\"",
+                               f"generators.0.sampling.stop={json.dumps(stops)}",
+                               "generators.0.sampling.max_tokens=16"])
+    return QuestionService(cfg, {"smollm2": tiny_engine}, {"smollm2": ChatFormatter(str(tiny_model))},
+                           max_candidates=6)
+
+
+def _plan(**kw):
+    base = dict(n=2, generators=["smollm2-qgen"], language=False, dedup=True, solvability=False, seed=4)
+    return QuestionPlan(**{**base, **kw})
+
+
+def test_questions_are_reproducible_and_accounted_for(service):
+    out = service.run(_plan())
+    assert out["num_candidates"] == out["num_passed"] + sum(out["rejected"].values())
+    assert 2 <= out["num_candidates"] <= 6 and len(out["questions"]) == min(2, out["num_passed"])
+    for q in out["questions"]:
+        assert q["question"] and q["generator"] == "smollm2-qgen" and "solution" not in q
+        assert json.loads(q["sampling"])["max_tokens"] == 16
+    assert service.run(_plan()) == out
+
+
+def test_a_filter_that_rejects_everything_spends_the_budget_and_returns_none(service):
+    out = service.run(_plan(language=True))  # random bytes are never English
+    assert out["questions"] == [] and out["num_candidates"] == 6
+    assert any(k.startswith(("language:", "generate:")) for k in out["rejected"])
