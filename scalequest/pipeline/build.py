@@ -16,6 +16,7 @@ from scalequest.stages.dedup import DropDuplicates
 from scalequest.stages.difficulty import DropEasiest, ScoreDifficulty, difficulty_threshold
 from scalequest.stages.finalize import FinalizeRows
 from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions
+from scalequest.stages.generate_questions import generator_prefixes as stage_prefixes
 from scalequest.stages.language import FilterLanguage
 from scalequest.stages.responses import GenerateResponses
 from scalequest.stages.reward import ScoreResponses
@@ -25,6 +26,7 @@ from scalequest.stages.solvability import JudgeSolvability
 log = logging.getLogger(__name__)
 
 CLIENT_CPUS = 0.1  # stage actors that only wait on an engine actor
+LANGUAGE_CPUS = 0.5  # fastText runs in the stage actor itself
 STAGE_MEMORY = 512 << 20  # what a stage actor holds (a tokenizer, fastText, batches); Ray Data warns when unset
 
 
@@ -74,27 +76,30 @@ class DatasetBuilder:
         )
 
 
+def reward_cpus(reward_cfg) -> float:
+    """Ray CPUs of the reward actor: the configured ones for a reward model, half a CPU for answer agreement."""
+    return reward_cfg.num_cpus if reward_cfg.kind != "agreement" else 0.5
+
+
 def cpu_reservation(cfg) -> dict[str, float]:
     """Ray CPUs the pipeline holds at once, by part (what `start_engines` and `build_dataset` ask for): the engine
     actors, the stage actors, and one CPU for Ray Data's read/write tasks. The run cannot progress on fewer."""
     engines = sum(cfg.models[m].num_cpus * cfg.models[m].replicas for m in used_models(cfg))
-    stages = CLIENT_CPUS * cfg.generate.concurrency + 0.5 + CLIENT_CPUS  # generate, language, dedup
+    stages = CLIENT_CPUS * cfg.generate.concurrency + LANGUAGE_CPUS + CLIENT_CPUS  # generate, language, dedup
     if cfg.solvability.enabled:
         stages += CLIENT_CPUS * cfg.solvability.concurrency
     if cfg.difficulty.model_path:
         stages += cfg.difficulty.num_cpus
     stages += CLIENT_CPUS * cfg.responses.concurrency + CLIENT_CPUS  # responses, select
-    stages += cfg.reward.num_cpus if cfg.reward.kind != "agreement" else 0.5
+    stages += reward_cpus(cfg.reward)
     return {"engines": engines, "stage actors": round(stages, 2), "read/write tasks": 1.0}
 
 
 def generator_prefixes(cfg) -> dict[str, tuple[str, list[str]]]:
     """Generator name → (pre-query prefix + hint, end-of-turn stops), from each generator model's tokenizer."""
-    prefixes = {}
-    for g in cfg.generators:
-        prefix, stops = formatter(cfg, g.model).prefix(g.template, g.prefix)
-        prefixes[g.name] = (prefix + g.hint, stops)
-        log.info("generator %s: prefix %r, stops %r", g.name, *prefixes[g.name])
+    prefixes = stage_prefixes(cfg.generators, {g.model: formatter(cfg, g.model) for g in cfg.generators})
+    for name, (prefix, stops) in prefixes.items():
+        log.info("generator %s: prefix %r, stops %r", name, prefix, stops)
     return prefixes
 
 
@@ -119,7 +124,7 @@ def build_dataset(cfg, engines: dict, ledger):
     prefixes = generator_prefixes(cfg)
     ds = question_dataset(cfg, engines, ledger, prefixes)
     # CPU-light stages take whole blocks (batch_size=None) so they never merge blocks the LLM stages split over
-    ds = b.add(ds, "language", FilterLanguage, dict(cfg=cfg.language), batch_size=None, num_cpus=0.5)
+    ds = b.add(ds, "language", FilterLanguage, dict(cfg=cfg.language), batch_size=None, num_cpus=LANGUAGE_CPUS)
     seen = RemoteSeenSet(SeenStore.remote())
     ds = b.add(ds, "dedup", DropDuplicates, dict(enabled=cfg.dedup.enabled, store=seen), batch_size=None)
     if cfg.solvability.enabled:
@@ -140,7 +145,7 @@ def build_dataset(cfg, engines: dict, ledger):
                calls=r.calls_per_actor)
     w = cfg.reward
     ds = b.add(ds, "reward", ScoreResponses, dict(cfg=w, num_samples=r.n), batch_size=w.batch_size,
-               num_cpus=w.num_cpus if w.kind != "agreement" else 0.5, num_gpus=w.num_gpus)
+               num_cpus=reward_cpus(w), num_gpus=w.num_gpus)
     ds = b.add(ds, "select", SelectBest, {}, batch_size=None)
     per_gen, common = provenance(cfg, prefixes)
     return ds.map_batches(FinalizeRows(per_gen, common), batch_size=None, num_cpus=CLIENT_CPUS, batch_format="numpy")

@@ -16,7 +16,7 @@ from scalequest.engines.chat import ChatFormatter
 from scalequest.pipeline.report import reason_kind
 from scalequest.stages.dedup import DropDuplicates
 from scalequest.stages.difficulty import DropEasiest, ScoreDifficulty
-from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions
+from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions, generator_prefixes
 from scalequest.stages.language import FilterLanguage
 from scalequest.stages.responses import GenerateResponses
 from scalequest.stages.reward import ScoreResponses
@@ -52,10 +52,7 @@ class QuestionService:
     def __init__(self, cfg, engines: dict, formatters: dict[str, ChatFormatter], reward_scorer=None,
                  difficulty_scorer=None, max_candidates: int = 64):
         self.cfg, self.max_candidates = cfg, max_candidates
-        self.prefixes = {}
-        for g in cfg.generators:
-            prefix, stops = formatters[g.model].prefix(g.template, g.prefix)
-            self.prefixes[g.name] = (prefix + g.hint, stops)
+        self.prefixes = generator_prefixes(cfg.generators, formatters)  # as the batch pipeline derives them
         self.generate = GenerateQuestions({g.name: engines[g.model] for g in cfg.generators}, self.prefixes,
                                           {g.name: g.sampling for g in cfg.generators})
         self.language = FilterLanguage(cfg.language.model_copy(update={"enabled": True}))

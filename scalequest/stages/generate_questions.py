@@ -23,6 +23,15 @@ def row_seed(run_seed: int, row_id: int, salt: str = "") -> int:
     return int.from_bytes(digest, "big") & 0x7FFFFFFF
 
 
+def generator_prefixes(generators, formatters) -> dict[str, tuple[str, list[str]]]:
+    """Generator name → (pre-query prefix + hint, end-of-turn stops); `formatters`: model key → ChatFormatter."""
+    prefixes = {}
+    for g in generators:
+        prefix, stops = formatters[g.model].prefix(g.template, g.prefix)
+        prefixes[g.name] = (prefix + g.hint, stops)
+    return prefixes
+
+
 class AssignGenerators:
     """Give each row a generator so that shares hold over any run length (golden-ratio stratification by id)."""
 
