@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 from scalequest.prompts import generator_prefix
+
+_LOAD_LOCK = threading.Lock()
 
 
 class ChatFormatter:
@@ -18,9 +22,12 @@ class ChatFormatter:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
+            with _LOAD_LOCK:  # stage actors call from several threads; transformers' lazy imports are not thread-safe
+                if self._tokenizer is None:
+                    from transformers import AutoTokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code)
+                    self._tokenizer = AutoTokenizer.from_pretrained(self.model_path,
+                                                                    trust_remote_code=self.trust_remote_code)
         return self._tokenizer
 
     def __getstate__(self):  # ship the path, not the tokenizer, to Ray actors
