@@ -58,6 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--max-tokens", type=int, default=128, help="max_tokens per question.")
     p.add_argument("--hf-prompts", type=int, default=8, help="Prompts for transformers (0 = skip it).")
     p.add_argument("--hf-dtype", choices=["fp32", "bf16"], default="fp32", help="transformers weights dtype.")
+    p.add_argument("--hf-batch", type=int, default=None, help="transformers batch size (default: all at once).")
     p.add_argument("--repeats", type=int, default=3, help="Timed runs of (a) and (b) each; medians reported.")
     p.add_argument("--max-num-seqs", type=int, default=256, help="vLLM max_num_seqs for both engines.")
     p.add_argument("--order", choices=["interleaved", "sequential"], default="interleaved",
@@ -120,7 +121,9 @@ def run_pipeline(w: Workload, engines: dict) -> dict:
     return dict(rows=rows, tokens=tokens, seconds=seconds, tok_s=tokens / seconds, rejected=rejected,
                 startup_s=stage.get("first_start", t0_wall) - t0_wall,  # Ray Data start-up before batch one
                 stage_window_s=window, stage_tok_s=tokens / window if window > 0 else None,
-                stage_busy_s=stage.get("busy_s"), stage_batches=stage.get("batches"))
+                stage_busy_s=stage.get("busy_s"), stage_batches=stage.get("batches"),
+                # each generate batch's (start, end), seconds after the dataset's execution began
+                batch_spans=sorted((round(a - t0_wall, 2), round(b - t0_wall, 2)) for a, b in stage.get("spans", [])))
 
 
 class BareVLLM:
@@ -148,8 +151,10 @@ class BareVLLM:
         self.llm.llm_engine.engine_core.shutdown()
 
 
-def run_hf(w: Workload, n: int, dtype: str) -> dict:
-    """transformers `generate` on n prompts (one batch, left padding), timed around generate only."""
+def run_hf(w: Workload, n: int, dtype: str, batch: int | None = None) -> dict:
+    """transformers `generate` on n prompts in batches of `batch` (default: one batch of n; left padding), timed
+    around the generate calls only. A batch runs until its longest member stops, so bigger batches waste more
+    steps on finished rows: `--hf-batch` finds transformers' best shape for the comparison."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -159,19 +164,22 @@ def run_hf(w: Workload, n: int, dtype: str) -> dict:
     special = [s for s in w.stops if s in tok.all_special_tokens]
     text_stops = [s for s in w.stops if s not in special]
     stop_ids = sorted({tok.convert_tokens_to_ids(s) for s in special} | {tok.eos_token_id})
-    inputs = tok([w.prefix] * n, return_tensors="pt", padding=True)
-    s = w.sampling
+    s, batch = w.sampling, batch or n
     kw = dict(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=0, max_new_tokens=s.max_tokens,
               eos_token_id=stop_ids, pad_token_id=tok.pad_token_id or stop_ids[0],
               **(dict(stop_strings=text_stops, tokenizer=tok) if text_stops else {}))
     torch.manual_seed(w.cfg.seed)
+    tokens, seconds = 0, 0.0
     with torch.inference_mode():
-        model.generate(**{k: v[:1] for k, v in inputs.items()}, **{**kw, "max_new_tokens": 4})  # warm-up
-        t0 = time.perf_counter()
-        out = model.generate(**inputs, **kw)
-        seconds = time.perf_counter() - t0
-    tokens = sum(_tokens_to_stop(row.tolist(), stop_ids) for row in out[:, inputs["input_ids"].shape[1]:])
-    return dict(rows=n, tokens=tokens, seconds=seconds, tok_s=tokens / seconds, dtype=dtype,
+        warm = tok([w.prefix], return_tensors="pt")
+        model.generate(**warm, **{**kw, "max_new_tokens": 4})  # warm-up
+        for start in range(0, n, batch):
+            inputs = tok([w.prefix] * min(batch, n - start), return_tensors="pt", padding=True)
+            t0 = time.perf_counter()
+            out = model.generate(**inputs, **kw)
+            seconds += time.perf_counter() - t0
+            tokens += sum(_tokens_to_stop(row.tolist(), stop_ids) for row in out[:, inputs["input_ids"].shape[1]:])
+    return dict(rows=n, tokens=tokens, seconds=seconds, tok_s=tokens / seconds, dtype=dtype, batch=batch,
                 torch_threads=torch.get_num_threads())
 
 
@@ -207,6 +215,83 @@ def _descendants(procs: dict, root: int) -> list[int]:
         out.append(todo.pop())
         todo += children.get(out[-1], [])
     return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _role(pid: int, root: int, name: str, parent_role: str | None) -> str:
+    """What a process below the driver is, for the CPU table: the driver itself, a vLLM process (grouped under
+    the role of the process that started it), a Ray worker by its proctitle (ray::EngineActor, ray::MapWorker…),
+    Ray's own daemons, or 'other'."""
+    if pid == root:
+        return "driver (bench / Ray Data executor)"
+    if name.startswith("VLLM::") or (parent_role or "").startswith("vLLM"):
+        bare = (parent_role or "").startswith(("driver", "vLLM (bare"))
+        return "vLLM (bare LLM)" if bare else "vLLM (engine actor)"
+    cmd = _cmdline(pid)
+    if cmd.startswith("ray::"):
+        head = cmd.split()[0]
+        return head.split("(")[0] if "MapWorker" in head else head
+    for daemon in ("raylet", "gcs_server", "dashboard", "log_monitor", "runtime_env", "monitor.py"):
+        if daemon in cmd:
+            return f"ray {daemon}"
+    return "other"
+
+
+def roles_below(root: int) -> dict[int, tuple[str, float]]:
+    """pid → (`_role`, CPU seconds so far) for `root` (this driver) and every process below it."""
+    procs = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = {}, [(root, None)]
+    while todo:
+        pid, parent_role = todo.pop()
+        role = _role(pid, root, procs[pid][1], parent_role)
+        out[pid] = (role, procs[pid][2])
+        todo += [(c, role) for c in children.get(pid, [])]
+    return out
+
+
+class CpuByRole:
+    """CPU seconds each role (driver, vLLM, stage actors, Ray daemons) used during a `with` block. Samples every
+    `every` s in a thread, so processes that start and exit inside the block (Ray Data's stage actors) count
+    too, up to their last sample."""
+
+    def __init__(self, root: int, every: float = 0.5):
+        import threading
+
+        self.root, self.every, self.stop = root, every, threading.Event()
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self, initial: bool = False) -> None:
+        for pid, (role, cpu) in roles_below(self.root).items():
+            self.first.setdefault(pid, cpu if initial else 0.0)
+            self.last[pid] = (role, cpu)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.every):
+            self._sample()
+
+    def __enter__(self):
+        self._sample(initial=True)  # the processes alive now count from here; later ones from 0
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+        self.seconds: dict[str, float] = {}
+        for pid, (role, cpu) in self.last.items():
+            self.seconds[role] = self.seconds.get(role, 0.0) + cpu - self.first[pid]
 
 
 def engine_cpu_seconds(root: int) -> dict[str, float]:
@@ -278,6 +363,11 @@ def print_table(results: dict) -> None:
     print(f"pipeline / transformers  = {_fmt(ra['pipeline_over_transformers'])}   (target >= 10)")
     print(f"pipeline stage window    = {_fmt(ra['stage_window_over_bare'])} x bare "
           "(first batch start → last batch end: leaves out Ray Data start-up)")
+    for which in ("pipeline", "bare"):
+        run = results["runs"][which][-1]
+        roles = ", ".join(f"{k} {v:.1f}" for k, v in run["cpu_s_by_role"].items())
+        print(f"CPU seconds by process, last {which} run ({run['seconds']:.1f} s wall, "
+              f"{os.cpu_count()} cores): {roles}")
     share = results["idle_engine_cpu_share"]
     print(f"idle engine CPU while the other ran: at most {100 * share:.1f}% of a core "
           f"({'both loaded is fine' if share < 0.05 else 'it competes: rerun with --order sequential'}; "
@@ -296,8 +386,11 @@ def timed_repeats(args, w: Workload, engines: dict, bare: BareVLLM):
     for i, which in enumerate(plan, 1):
         time.sleep(2)  # vLLM's workers busy-poll for 1 s after their last step: let the other engine go quiet
         cpu0 = engine_cpu_seconds(os.getpid())
-        r = run_pipeline(w, engines) if which == "a" else bare.run()
+        with CpuByRole(os.getpid()) as used:
+            r = run_pipeline(w, engines) if which == "a" else bare.run()
         cpu1 = engine_cpu_seconds(os.getpid())
+        r["cpu_s_by_role"] = {k: round(v, 2) for k, v in sorted(used.seconds.items(), key=lambda kv: -kv[1])
+                              if v >= 0.01}
         idle = "bare" if which == "a" else "actor"  # the engine that should be doing nothing meanwhile
         r["idle_engine_cpu_s"] = cpu1[idle] - cpu0[idle]
         (pipe if which == "a" else raw).append(r)
@@ -360,7 +453,7 @@ def main(argv=None) -> dict:
           f"most {in_flight} requests in flight (bare vLLM: {args.prompts}); "
           f"max_num_seqs={w.model.max_num_seqs}; order={args.order}")
     pipe, raw, load_s = measure_vllm(args, w)
-    hf = run_hf(w, args.hf_prompts, args.hf_dtype) if args.hf_prompts else None
+    hf = run_hf(w, args.hf_prompts, args.hf_dtype, args.hf_batch) if args.hf_prompts else None
     results = summarize(args, w, shape, pipe, raw, hf, load_s, load_start)
     print_table(results)
     print(f"load at end:   {results['load_end']}")

@@ -25,18 +25,24 @@ class RemoteSeenSet:
 
 @ray.remote(num_cpus=0)
 class StageLedger:
-    """Busy seconds, batches and rows per stage, summed over all replicas."""
+    """Busy seconds, batches and rows per stage, summed over all replicas, and the (start, end) wall times of the
+    first `MAX_SPANS` batches of each stage (how the batches overlapped: benchmarks read them)."""
+
+    MAX_SPANS = 1000
 
     def __init__(self):
         self.stages: dict[str, dict] = {}
 
     def record(self, stage: str, seconds: float, rows: int, first_start: float, last_end: float) -> None:
-        s = self.stages.setdefault(stage, dict(busy_s=0.0, batches=0, rows=0, first_start=first_start, last_end=0.0))
+        s = self.stages.setdefault(stage, dict(busy_s=0.0, batches=0, rows=0, first_start=first_start, last_end=0.0,
+                                               spans=[]))
         s["busy_s"] += seconds
         s["batches"] += 1
         s["rows"] += rows
         s["first_start"] = min(s["first_start"], first_start)
         s["last_end"] = max(s["last_end"], last_end)
+        if len(s["spans"]) < self.MAX_SPANS:
+            s["spans"].append((first_start, last_end))
 
     def snapshot(self) -> dict:
         return self.stages

@@ -7,10 +7,19 @@ engine per processor).
 from __future__ import annotations
 
 import logging
+import os
 
 import ray
 
 log = logging.getLogger(__name__)
+
+
+# Ray starts worker processes at niceness 15. The engine actor (and the vLLM processes it spawns) is the hot path
+# of every run: at 15 it would lose the CPU to anything at 0 and share it evenly with CPU-bound stage tasks
+# (fastText, math-verify) on a saturated node, starving vLLM's scheduler loop. So it runs at niceness 0, like a
+# bare vLLM. Merged with the job's runtime_env env_vars. (On the 2-core benchmark, where the stages are light,
+# this changed nothing measurable: bench/README.md.)
+ENGINE_RUNTIME_ENV = {"env_vars": {"RAY_worker_niceness": "0"}}
 
 
 @ray.remote
@@ -23,8 +32,9 @@ class EngineActor:
 
         self.engine = AsyncVLLMEngine(ModelConfig(**model_cfg))
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> dict:
+        """Blocks until the engine is loaded; says where it runs (pid, niceness)."""
+        return {"pid": os.getpid(), "niceness": os.nice(0)}
 
     async def generate(self, prompts, seeds=None, *, sampling):
         return await self.engine.agenerate(prompts, sampling, seeds)
@@ -54,7 +64,8 @@ def start_engines(models: dict, used: set[str]) -> dict[str, RemoteEngine]:
     clients = {}
     for name in sorted(used):
         cfg = models[name]
-        opts = dict(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, name=None, max_concurrency=1000)
+        opts = dict(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, name=None, max_concurrency=1000,
+                    runtime_env=ENGINE_RUNTIME_ENV)
         actors = [EngineActor.options(**opts).remote(cfg.model_dump()) for _ in range(cfg.replicas)]
         clients[name] = RemoteEngine(actors, cfg.path)
     log.info("loading %d engine(s): %s", len(clients), ", ".join(clients))
