@@ -23,10 +23,14 @@ def served_models(cfg) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def deployment_options(dep, name: str, num_cpus: float, num_gpus: float) -> dict:
+def deployment_options(dep, name: str, num_cpus: float, num_gpus: float, runtime_env: dict | None = None) -> dict:
     """`Deployment.options(...)` keywords from a `DeploymentConfig`; its num_cpus/num_gpus win over the
-    defaults given here."""
+    defaults given here. `runtime_env` (Serve merges its env_vars with the application's) goes to the replicas."""
     a = dep.autoscaling
+    actor = dict(num_cpus=dep.num_cpus if dep.num_cpus is not None else num_cpus,
+                 num_gpus=dep.num_gpus if dep.num_gpus is not None else num_gpus)
+    if runtime_env:
+        actor["runtime_env"] = runtime_env
     return dict(
         name=name,
         max_ongoing_requests=dep.max_ongoing_requests,
@@ -34,14 +38,14 @@ def deployment_options(dep, name: str, num_cpus: float, num_gpus: float) -> dict
                                 initial_replicas=max(a.min_replicas, 1),
                                 target_ongoing_requests=a.target_ongoing_requests,
                                 upscale_delay_s=a.upscale_delay_s, downscale_delay_s=a.downscale_delay_s),
-        ray_actor_options=dict(num_cpus=dep.num_cpus if dep.num_cpus is not None else num_cpus,
-                               num_gpus=dep.num_gpus if dep.num_gpus is not None else num_gpus),
+        ray_actor_options=actor,
     )
 
 
 def build_application(cfg):
     """The Serve application for a validated `SynthesisConfig`."""
     from scalequest.config import DeploymentConfig
+    from scalequest.pipeline.engine_pool import ENGINE_RUNTIME_ENV
     from scalequest.serve.deployments import LLMServer, ScorerServer
     from scalequest.serve.ingress import Ingress
 
@@ -49,7 +53,9 @@ def build_application(cfg):
     llms = {}
     for key in served_models(cfg):
         m = cfg.models[key]
-        opts = deployment_options(s.llm.get(key, DeploymentConfig()), f"llm-{key}", m.num_cpus, m.num_gpus)
+        # vLLM replicas at niceness 0, like the pipeline's engine actors (Ray starts workers at 15)
+        opts = deployment_options(s.llm.get(key, DeploymentConfig()), f"llm-{key}", m.num_cpus, m.num_gpus,
+                                  ENGINE_RUNTIME_ENV)
         llms[key] = LLMServer.options(**opts).bind(m.model_dump())
     scorer = ScorerServer.options(**deployment_options(s.reward, "scorer", 0.5, 0.0)).bind(
         cfg.reward.model_dump(), cfg.difficulty.model_dump())

@@ -239,3 +239,26 @@ def test_fuzzed_requests_never_get_a_5xx(served, api_token, mode):
             case.call_and_validate(headers=auth, checks=[not_a_server_error], timeout=120)
 
         fuzz()
+
+
+def _serve_replicas() -> dict[str, int]:
+    """Niceness of each Serve replica process on this machine, by its proctitle."""
+    from pathlib import Path
+
+    out = {}
+    for d in Path("/proc").iterdir():
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")[0].decode()
+            stat = (d / "stat").read_text() if cmd.startswith("ray::ServeReplica") else ""
+        except OSError:
+            continue
+        if stat:
+            out[cmd] = int(stat[stat.rindex(")") + 2:].split()[16])  # field 19: nice
+    return out
+
+
+def test_llm_replicas_run_at_niceness_zero_other_replicas_at_rays_default(served):
+    replicas = _serve_replicas()
+    llm = {k: v for k, v in replicas.items() if ":llm-" in k}
+    assert llm and set(llm.values()) == {0}, replicas
+    assert {v for k, v in replicas.items() if ":llm-" not in k} == {15}, replicas

@@ -56,7 +56,10 @@ def test_build_app_binds_one_llm_deployment_per_model_with_its_resources():
     assert ingress.name == "ingress" and cfg_dict["name"] == "paper"
     assert sorted(llms) == ["qgen-deepseek", "qgen-qwen2", "qwen2-math"]
     qwen = llms["qwen2-math"]._bound_deployment
-    assert qwen.name == "llm-qwen2-math" and qwen.ray_actor_options == {"num_cpus": 4.0, "num_gpus": 1.0}
+    assert qwen.name == "llm-qwen2-math"
+    assert qwen.ray_actor_options == {"num_cpus": 4.0, "num_gpus": 1.0,  # and vLLM at niceness 0, not Ray's 15
+                                      "runtime_env": {"env_vars": {"RAY_worker_niceness": "0"}}}
+    assert "runtime_env" not in scorer._bound_deployment.ray_actor_options
     assert qwen._deployment_config.autoscaling_config.max_replicas == 8
     assert scorer._bound_deployment.name == "scorer"
 
