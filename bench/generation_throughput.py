@@ -214,10 +214,15 @@ def _processes() -> dict[int, tuple[int, str, float]]:
     return procs
 
 
-def _descendants(procs: dict, root: int) -> list[int]:
+def _children(procs: dict) -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in procs.items():
         children.setdefault(ppid, []).append(pid)
+    return children
+
+
+def _descendants(procs: dict, root: int) -> list[int]:
+    children = _children(procs)
     todo, out = [root], []
     while todo:
         out.append(todo.pop())
@@ -254,9 +259,7 @@ def _role(pid: int, root: int, name: str, parent_role: str | None) -> str:
 def roles_below(root: int) -> dict[int, tuple[str, float]]:
     """pid → (`_role`, CPU seconds so far) for `root` (this driver) and every process below it."""
     procs = _processes()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in procs.items():
-        children.setdefault(ppid, []).append(pid)
+    children = _children(procs)
     out, todo = {}, [(root, None)]
     while todo:
         pid, parent_role = todo.pop()
