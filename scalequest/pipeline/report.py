@@ -4,18 +4,11 @@ read back from the written Parquet so it describes what is on disk. Written as s
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
 from scalequest.schema import FUNNEL_STAGES
-
-
-def reason_kind(reason: str) -> str:
-    """Group detailed reasons: drop quoted values, parentheses and numbers ("language 'fr' (fastText 0.87)" →
-    "language")."""
-    kind = re.sub(r"\s*\([^)]*\)|'[^']*'|\d+(\.\d+)?", "", reason)
-    return re.sub(r"\s+", " ", kind).strip(" :-") or reason
+from scalequest.stages.base import reason_kind
 
 
 def funnel(rows: list[dict], stages=FUNNEL_STAGES) -> list[dict]:

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from scalequest.engines.chat import ChatFormatter
-from scalequest.pipeline.report import reason_kind
+from scalequest.stages.base import reason_kind
 from scalequest.stages.dedup import DropDuplicates
 from scalequest.stages.difficulty import DropEasiest, ScoreDifficulty
 from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions, generator_prefixes

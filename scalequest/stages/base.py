@@ -1,9 +1,10 @@
-"""Helpers every stage uses: column access that accepts lists or numpy arrays, the input contract check, and the
-keep/reject bookkeeping."""
+"""Helpers every stage uses: column access that accepts lists or numpy arrays, the input contract check, the
+keep/reject bookkeeping and `reason_kind` (a reject reason without its details, for counting)."""
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Iterable
 
 from scalequest.errors import StageInputError
@@ -63,6 +64,13 @@ class Rejects:
 
     def columns(self) -> dict:
         return {REJECT_STAGE: self.stage, REJECT_REASON: self.reason}
+
+
+def reason_kind(reason: str) -> str:
+    """Group detailed reasons: drop quoted values, parentheses and numbers ("language 'fr' (fastText 0.87)" →
+    "language")."""
+    kind = re.sub(r"\s*\([^)]*\)|'[^']*'|\d+(\.\d+)?", "", reason)
+    return re.sub(r"\s+", " ", kind).strip(" :-") or reason
 
 
 def passthrough(batch: dict) -> dict:

@@ -1,6 +1,7 @@
 import pytest
 
-from scalequest.pipeline.report import funnel, reason_kind, render_text
+from scalequest.pipeline.report import funnel, render_text
+from scalequest.stages.base import reason_kind
 
 
 @pytest.mark.parametrize("reason, kind", [
