@@ -237,15 +237,18 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+DRIVER, BARE_VLLM, ACTOR_VLLM = "driver (bench / Ray Data executor)", "vLLM (bare LLM)", "vLLM (engine actor)"
+
+
 def _role(pid: int, root: int, name: str, parent_role: str | None) -> str:
     """What a process below the driver is, for the CPU table: the driver itself, a vLLM process (grouped under
     the role of the process that started it), a Ray worker by its proctitle (ray::EngineActor, ray::MapWorker…),
     Ray's own daemons, or 'other'."""
     if pid == root:
-        return "driver (bench / Ray Data executor)"
-    if name.startswith("VLLM::") or (parent_role or "").startswith("vLLM"):
-        bare = (parent_role or "").startswith(("driver", "vLLM (bare"))
-        return "vLLM (bare LLM)" if bare else "vLLM (engine actor)"
+        return DRIVER
+    if name.startswith("VLLM::") or parent_role in (BARE_VLLM, ACTOR_VLLM):
+        bare = parent_role in (DRIVER, BARE_VLLM)
+        return BARE_VLLM if bare else ACTOR_VLLM
     cmd = _cmdline(pid)
     if cmd.startswith("ray::"):
         head = cmd.split()[0]
@@ -303,17 +306,6 @@ class CpuByRole:
         self.seconds: dict[str, float] = {}
         for pid, (role, cpu) in self.last.items():
             self.seconds[role] = self.seconds.get(role, 0.0) + cpu - self.first[pid]
-
-
-def engine_cpu_seconds(root: int) -> dict[str, float]:
-    """CPU seconds so far of the bare engine (VLLM::* children of this driver, with theirs) and of the engine
-    actor (every other VLLM::* process below the driver): does the idle engine slow the running one?"""
-    procs = _processes()
-    mine = _descendants(procs, root)
-    tops = [c for c in mine if procs[c][0] == root and procs[c][1].startswith("VLLM::")]
-    bare = {p for c in tops for p in _descendants(procs, c)}
-    actor = {p for p in mine if procs[p][1].startswith("VLLM::")} - bare
-    return {"bare": sum(procs[p][2] for p in bare), "actor": sum(procs[p][2] for p in actor)}
 
 
 def owned_shm(root_pid: int) -> set[str]:
@@ -397,14 +389,13 @@ def timed_repeats(args, w: Workload, engines: dict, bare: BareVLLM):
     pipe, raw = [], []
     for i, which in enumerate(plan, 1):
         time.sleep(2)  # vLLM's workers busy-poll for 1 s after their last step: let the other engine go quiet
-        cpu0 = engine_cpu_seconds(os.getpid())
         with CpuByRole(os.getpid()) as used:
             r = run_pipeline(w, engines) if which == "a" else bare.run()
-        cpu1 = engine_cpu_seconds(os.getpid())
         r["cpu_s_by_role"] = {k: round(v, 2) for k, v in sorted(used.seconds.items(), key=lambda kv: -kv[1])
                               if v >= 0.01}
-        idle = "bare" if which == "a" else "actor"  # the engine that should be doing nothing meanwhile
-        r["idle_engine_cpu_s"] = cpu1[idle] - cpu0[idle]
+        # the engine that should be doing nothing meanwhile: does it take CPU from the running one?
+        idle = BARE_VLLM if which == "a" else ACTOR_VLLM
+        r["idle_engine_cpu_s"] = used.seconds.get(idle, 0.0)
         (pipe if which == "a" else raw).append(r)
         log.info("run %d/%d %s: %d tokens in %.1f s = %.1f tok/s", i, len(plan),
                  "pipeline" if which == "a" else "bare", r["tokens"], r["seconds"], r["tok_s"])
