@@ -81,7 +81,7 @@ def test_llm_stage_runs_actors_times_calls_batches_at_once(local_ray):
     assert len(met) == 32 and all(met), f"{met.count(False)} of 32 rows waited for a batch that never started"
 
 
-def test_engine_actor_runs_at_niceness_zero_and_generates(local_ray, tiny_model):
+def test_engine_actor_runs_at_niceness_zero_and_generates(local_ray, tiny_llm):
     from scalequest.engines.base import Sampling
     from scalequest.pipeline.engine_pool import start_engines, stop_engines
 
@@ -95,7 +95,7 @@ def test_engine_actor_runs_at_niceness_zero_and_generates(local_ray, tiny_model)
             return os.nice(0)
 
     assert ray.get(Plain.remote().niceness.remote()) == 15, "Ray's worker default changed: revisit ENGINE_RUNTIME_ENV"
-    cfg = load_config("tiny", [f"models.smollm2.path={tiny_model}"])
+    cfg = load_config("tiny", tiny_llm)
     engines = start_engines(cfg.models, {"smollm2"})
     try:
         (actor,) = engines["smollm2"].actors

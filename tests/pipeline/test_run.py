@@ -42,11 +42,11 @@ def _check_funnel(report, n):
 
 
 @pytest.mark.ray
-def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_scorer_model, tmp_path):
+def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_scorer_model, tmp_path):
     n = 24
     stops = list(string.ascii_letters) + ["\ufffd"]  # a random model only ends a "question" on these
     cfg = load_config("tiny", [
-        f"models.smollm2.path={tiny_model}", f"num_candidates={n}", f"output.dir={tmp_path}", "seed=3",
+        *tiny_llm, f"num_candidates={n}", f"output.dir={tmp_path}", "seed=3",
         "generators.0.hint=\"\"", f"generators.0.sampling.stop={json.dumps(stops)}",
         "generators.0.sampling.max_tokens=16", "language.enabled=false", "solvability.enabled=false",
         "responses.n=2", "responses.sampling.max_tokens=8", "responses.force_answer=false", "ray.num_cpus=8",
@@ -90,12 +90,12 @@ def test_packaged_configs_fit_their_local_ray():
 
 
 @pytest.mark.ray
-def test_run_on_a_ray_too_small_for_the_pipeline_fails_fast_and_names_the_fix(tiny_model, tmp_path):
+def test_run_on_a_ray_too_small_for_the_pipeline_fails_fast_and_names_the_fix(tiny_llm, tmp_path):
     import ray
 
     from scalequest.errors import ConfigError
 
-    cfg = load_config("tiny", [f"models.smollm2.path={tiny_model}", f"output.dir={tmp_path}"])
+    cfg = load_config("tiny", [*tiny_llm, f"output.dir={tmp_path}"])
     ray.init(num_cpus=2, include_dashboard=False)  # e.g. started earlier by a ray.data call in a notebook
     try:
         with pytest.raises(ConfigError, match=r"holds 3\.\d+ Ray CPUs .* this Ray has 2 — set ray\.num_cpus=4"):

@@ -21,10 +21,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tiny_serve_overrides(tiny_model, tiny_scorer_model, port: int) -> list[str]:
+def tiny_serve_overrides(tiny_llm, tiny_scorer_model, port: int) -> list[str]:
     stops = list(string.ascii_letters) + ["\ufffd"]  # a random model only ends a "question" on these
     return [
-        f"models.smollm2.path={tiny_model}", "models.smollm2.max_model_len=512",
+        *tiny_llm, "models.smollm2.max_model_len=512",
         "models.smollm2.max_num_seqs=32",
         "generators.0.hint=\"\"", f"generators.0.sampling.stop={json.dumps(stops)}",
         "generators.0.sampling.max_tokens=16", "solvability.sampling.max_tokens=8",
@@ -40,7 +40,7 @@ def tiny_serve_overrides(tiny_model, tiny_scorer_model, port: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def served(tiny_model, tiny_scorer_model):
+def served(tiny_llm, tiny_scorer_model):
     """(base URL, config) of a running Serve app; torn down (Serve and Ray) after the module."""
     import ray
     from ray import serve
@@ -51,7 +51,7 @@ def served(tiny_model, tiny_scorer_model):
     if ray.is_initialized():
         pytest.fail("a Ray is already running in this process; the Serve tests start their own")
     port = free_port()
-    cfg = load_config("tiny", tiny_serve_overrides(tiny_model, tiny_scorer_model, port))
+    cfg = load_config("tiny", tiny_serve_overrides(tiny_llm, tiny_scorer_model, port))
     os.environ[TOKEN_ENV] = TOKEN  # before Ray starts: local workers inherit the driver's environment
     try:
         run_serve(cfg, blocking=False)
@@ -69,9 +69,9 @@ def api_token() -> str:
 
 
 @pytest.fixture(scope="session")
-def serve_overrides(tiny_model, tiny_scorer_model):
+def serve_overrides(tiny_llm, tiny_scorer_model):
     """`port -> overrides` of the tiny config for a Serve app on the tiny random models (and TOKEN_ENV)."""
-    return lambda port: tiny_serve_overrides(tiny_model, tiny_scorer_model, port), TOKEN_ENV
+    return lambda port: tiny_serve_overrides(tiny_llm, tiny_scorer_model, port), TOKEN_ENV
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from scalequest.serve.questions import QuestionPlan, QuestionService
 
 
 @pytest.fixture(scope="module")
-def service(tiny_model, tiny_engine):
+def service(tiny_model, tiny_llm, tiny_engine):
     stops = list(string.ascii_letters) + ["\ufffd"]  # a random model only ends a "question" on these
-    cfg = load_config("tiny", [f"models.smollm2.path={tiny_model}", "generators.0.hint=\"\"",
+    cfg = load_config("tiny", [*tiny_llm, "generators.0.hint=\"\"",
                                f"generators.0.sampling.stop={json.dumps(stops)}",
                                "generators.0.sampling.max_tokens=16"])
     return QuestionService(cfg, {"smollm2": tiny_engine}, {"smollm2": ChatFormatter(str(tiny_model))},

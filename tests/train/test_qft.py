@@ -88,13 +88,12 @@ def test_qft_loop_in_process_changes_parameters_logs_loss_and_exports_bf16(train
     assert stats["steps"] == 3 and stats["samples_per_s"] > 0 and stats["peak_rss_mib"] > 0
 
 
-def test_qft_export_loads_in_vllm_and_generates_from_the_prefix(trained_qft):
-    from scalequest.config import ModelConfig
+def test_qft_export_loads_in_vllm_and_generates_from_the_prefix(trained_qft, tiny_engine_cfg):
     from scalequest.engines.base import Sampling
     from scalequest.engines.vllm_engine import VLLMEngine
 
     config, _ = trained_qft
-    engine = VLLMEngine(ModelConfig(path=config["output_dir"], max_model_len=512, max_num_seqs=4, enforce_eager=True))
+    engine = VLLMEngine(tiny_engine_cfg(config["output_dir"]))
     try:
         prefix = config["rows"][0]["prompt"]
         out = engine.generate([prefix], Sampling(n=2, max_tokens=16, stop=(config["eos"],)), seeds=[0])

@@ -261,16 +261,16 @@ def test_sample_questions_uses_the_generation_stage(tiny_engine):
                                     5, 0)
 
 
-def test_local_engines_share_one_engine_per_path_apply_env_defaults_and_close(tiny_model, monkeypatch):
-    from scalequest.config import ModelConfig
+def test_local_engines_share_one_engine_per_path_apply_env_defaults_and_close(tiny_model, tiny_engine_cfg,
+                                                                               monkeypatch):
     from scalequest.train.local_engines import LocalEngines
 
     monkeypatch.delenv("SQ_TEST_SPACE", raising=False)
     monkeypatch.setenv("SQ_TEST_MINE", "mine")
     path = str(tiny_model)
     with LocalEngines({"SQ_TEST_SPACE": "2", "SQ_TEST_MINE": "config"}) as engines:
-        a = engines.get(ModelConfig(path=path, max_model_len=512, max_num_seqs=4, enforce_eager=True))
-        assert engines.get(ModelConfig(path=path, max_model_len=256)) is a  # same folder: the same engine
+        a = engines.get(tiny_engine_cfg(path))
+        assert engines.get(tiny_engine_cfg(path, max_model_len=256)) is a  # same folder: the same engine
         assert os.environ["SQ_TEST_SPACE"] == "2" and os.environ["SQ_TEST_MINE"] == "mine"  # the caller's wins
         [[gen]] = a.generate(["Hello"], Sampling(max_tokens=2))
         assert gen.num_tokens > 0
@@ -278,7 +278,7 @@ def test_local_engines_share_one_engine_per_path_apply_env_defaults_and_close(ti
         assert list(engines.open) == [path]
         engines.release()
         assert not engines.open
-        engines.get(ModelConfig(path=path, max_model_len=512, max_num_seqs=4, enforce_eager=True))
+        engines.get(tiny_engine_cfg(path))
     assert not engines.open  # leaving the block closes what is still open
 
 
@@ -290,10 +290,9 @@ def _pairs_file(tmp_path, n=8):
 
 
 @pytest.mark.slow
-def test_dpo_loop_trains_and_exports_a_generator_vllm_loads(tiny_model, tmp_path):
+def test_dpo_loop_trains_and_exports_a_generator_vllm_loads(tiny_model, tiny_engine_cfg, tmp_path):
     from safetensors.torch import load_file
 
-    from scalequest.config import ModelConfig
     from scalequest.engines.vllm_engine import VLLMEngine
     from scalequest.train.qpo import dpo_loop
 
@@ -308,7 +307,7 @@ def test_dpo_loop_trains_and_exports_a_generator_vllm_loads(tiny_model, tmp_path
     before, after = load_file(tiny_model / "model.safetensors"), load_file(out / "model.safetensors")
     key = "model.layers.1.self_attn.q_proj.weight"
     assert not torch.equal(before[key].float(), after[key].float())
-    engine = VLLMEngine(ModelConfig(path=str(out), max_model_len=512, max_num_seqs=4, enforce_eager=True))
+    engine = VLLMEngine(tiny_engine_cfg(out))
     try:
         gens = engine.generate(["<|im_start|>user\n"], Sampling(max_tokens=4))
     finally:
@@ -330,10 +329,10 @@ def test_preference_accuracy_of_a_model_against_itself(tiny_model, tmp_path):
 
 def _qpo_cfg(tmp_path, tiny_model, *extra):
     return load_config("tiny", [
-        f"models.smollm2.path={tiny_model}", f"train.qpo.qft_model={tiny_model}", "train.qpo.template=auto",
+        f"models.smollm2.path={tiny_model}", "models.smollm2.dtype=float32", f"train.qpo.qft_model={tiny_model}", "train.qpo.template=auto",
         "train.qpo.optimizer.model=smollm2", "train.qpo.optimizer.sampling.max_tokens=8", "train.qpo.num_samples=6",
         "train.qpo.sampling.max_tokens=8", f"train.qpo.sampling.stop={json.dumps(STOPS)}",
-        "train.qpo.qft_engine={max_model_len: 1024, enforce_eager: true}", "solvability.sampling.max_tokens=8",
+        "train.qpo.qft_engine={max_model_len: 1024, enforce_eager: true, dtype: float32}", "solvability.sampling.max_tokens=8",
         "train.qpo.max_steps=1", "train.qpo.per_device_batch=2", "train.qpo.effective_batch=2",
         "train.qpo.warmup_steps=0", f"train.qpo.data_dir={tmp_path / 'data'}",
         f"train.qpo.output_dir={tmp_path / 'qpo'}", f"train.ray.storage_path={tmp_path / 'ray'}", *extra])

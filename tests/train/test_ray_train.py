@@ -20,11 +20,10 @@ def local_ray():
 @pytest.mark.ray
 @pytest.mark.slow
 def test_qft_on_ray_train_with_deepspeed_zero2_on_two_cpu_workers_checkpoints_and_exports_for_vllm(
-        tmp_path, tiny_model, jsonl_writer):
+        tmp_path, tiny_model, tiny_engine_cfg, jsonl_writer):
     """The whole QFT path: Ray Train TorchTrainer (gloo), DeepSpeed ZeRO-2 with the CPU workarounds, checkpoints in
     the storage path, bf16 export that vLLM loads. The first DeepSpeed use JIT-compiles its CPU ops (~3-10 min,
     cached in ~/.cache/scalequest/torch_extensions)."""
-    from scalequest.config import ModelConfig
     from scalequest.engines.base import Sampling
     from scalequest.engines.vllm_engine import VLLMEngine
     from scalequest.train.qft import run_qft
@@ -44,7 +43,7 @@ def test_qft_on_ray_train_with_deepspeed_zero2_on_two_cpu_workers_checkpoints_an
     assert (checkpoints[-1] / "model.safetensors").is_file() and list(checkpoints[-1].glob("global_step2/*optim*"))
     assert (run / "config.yaml").is_file()
 
-    engine = VLLMEngine(ModelConfig(path=str(out), max_model_len=512, max_num_seqs=4, enforce_eager=True))
+    engine = VLLMEngine(tiny_engine_cfg(out))
     try:
         [gens] = engine.generate(["What is"], Sampling(n=2, max_tokens=8, stop=("<|im_end|>",)), seeds=[1])
     finally:
