@@ -357,6 +357,9 @@ class DeploymentConfig(Strict):
         None, ge=0, description="Ray CPUs per replica; none = the model's num_cpus (LLM deployments) or 0.5.")
     num_gpus: float | None = Field(
         None, ge=0, description="Ray GPUs per replica; none = the model's num_gpus (LLM deployments) or 0.")
+    health_check_period_s: float = Field(
+        10.0, gt=0, description="How often Serve runs a replica's health check; an LLM replica whose vLLM "
+        "engine died fails it and is replaced.")
 
 
 class ServeLimitsConfig(Strict):
@@ -386,6 +389,9 @@ class ServeConfig(Strict):
         "SCALEQUEST_API_TOKEN", description="Env var holding the bearer token; when set in the ingress "
         "replica's environment, every route but /healthz requires `Authorization: Bearer <token>`.")
     request_timeout_s: float = Field(300.0, gt=0, description="Longest a /v1/questions request may run.")
+    health_timeout_s: float = Field(
+        5.0, gt=0, description="How long /healthz waits for each deployment's answer before calling it "
+        "unavailable.")
     limits: ServeLimitsConfig = Field(
         default_factory=ServeLimitsConfig, description="Request limits (→ 4xx).")
     ingress: DeploymentConfig = Field(

@@ -15,3 +15,8 @@ class StageInputError(ScaleQuestError):
 
 class ModelPrepareError(ScaleQuestError):
     """A model could not be fetched or converted."""
+
+
+class EngineUnavailable(ScaleQuestError):
+    """A model's vLLM engine died (its process was killed or crashed). Serve answers 503 until the replica is
+    replaced; the pipeline restarts the engine actor (models.<name>.max_restarts) and retries its batches."""

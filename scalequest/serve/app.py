@@ -34,6 +34,7 @@ def deployment_options(dep, name: str, num_cpus: float, num_gpus: float, runtime
     return dict(
         name=name,
         max_ongoing_requests=dep.max_ongoing_requests,
+        health_check_period_s=dep.health_check_period_s,
         autoscaling_config=dict(min_replicas=a.min_replicas, max_replicas=a.max_replicas,
                                 initial_replicas=max(a.min_replicas, 1),
                                 target_ongoing_requests=a.target_ongoing_requests,

@@ -12,6 +12,8 @@ import logging
 
 from ray import serve
 
+from scalequest.errors import EngineUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -25,15 +27,32 @@ class LLMServer:
 
         self.cfg = ModelConfig(**model_cfg)
         self.engine = AsyncVLLMEngine(self.cfg)
+        self.dead = False  # set when a request met the dead engine, in case vLLM's flag lags
 
     async def generate(self, prompts: list[str], sampling, seeds: list[int | None] | None = None):
-        """`Engine.generate` over the deployment: `sampling.n` `Generation`s per prompt."""
-        return await self.engine.agenerate(prompts, sampling, seeds)
+        """`Engine.generate` over the deployment: `sampling.n` `Generation`s per prompt. Raises
+        `EngineUnavailable` once vLLM's engine is dead (the ingress answers 503; Serve replaces the replica)."""
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        try:
+            return await self.engine.agenerate(prompts, sampling, seeds)
+        except EngineDeadError:
+            self.dead = True
+            log.error("vLLM engine for %s is dead; Serve replaces this replica at its next health check",
+                      self.cfg.path)
+            raise EngineUnavailable(f"the engine for {self.cfg.path} is dead; its replica is being replaced") \
+                from None
+
+    def health(self) -> str:
+        """'ok' while vLLM's engine runs (for the ingress's /healthz); raises EngineUnavailable otherwise."""
+        self.check_health()
+        return "ok"
 
     def check_health(self):
-        # vLLM's engine dies for good on some errors; Serve then replaces this replica
-        if getattr(self.engine.engine, "errored", False):
-            raise RuntimeError(f"vLLM engine for {self.cfg.path} has errored")
+        # vLLM's engine dies for good when its engine-core or worker process dies (its monitor thread sets
+        # `errored`); Serve then replaces this replica (tests/serve/test_engine_death.py measures how fast)
+        if self.dead or getattr(self.engine.engine, "errored", False):
+            raise EngineUnavailable(f"vLLM engine for {self.cfg.path} has errored")
 
 
 @serve.deployment
@@ -60,6 +79,9 @@ class ScorerServer:
         if self.reward is None:
             raise ValueError("no reward model configured (reward.kind is 'agreement')")
         return self.reward.score_pairs(questions, responses)
+
+    def health(self) -> str:
+        return "ok"
 
     def score_difficulty(self, texts: list[str]) -> list[float]:
         if self.difficulty is None:

@@ -48,7 +48,7 @@ class Ingress:
 
         self.cfg = SynthesisConfig.model_validate(cfg)
         self.limits = self.cfg.serve.limits
-        self.llms = llms
+        self.llms, self.scorer = llms, scorer
         self.token = os.environ.get(self.cfg.serve.auth_token_env) or None
         self.formatters = {k: ChatFormatter(self.cfg.models[k].path, self.cfg.models[k].trust_remote_code)
                            for k in llms}
@@ -115,6 +115,22 @@ class Ingress:
         agreement = [None if a is None else s for a, s in zip(answers, out["response_agreement"][0] or [])]
         return dict(rewards=out["response_rewards"][0], agreement=agreement or [None] * len(answers),
                     final_answers=answers, reward_model=self.cfg.reward.model_path or "answer-agreement")
+
+    async def health(self) -> dict:
+        """Each deployment's state: "ok" when it answers `health()` within serve.health_timeout_s, else
+        "unavailable" (its engine died, or its replica is being replaced or has not started)."""
+        handles = {f"llm-{k}": h for k, h in self.llms.items()} | {"scorer": self.scorer}
+
+        async def one(handle) -> str:
+            try:
+                return await asyncio.wait_for(handle.health.remote(), self.cfg.serve.health_timeout_s)
+            except Exception as exc:  # noqa: BLE001 - any failure means "not serving now"
+                log.warning("health: %s", type(exc).__name__)
+                return "unavailable"
+
+        states = dict(zip(handles, await asyncio.gather(*(one(h) for h in handles.values()))))
+        return {"status": "ok" if all(s == "ok" for s in states.values()) else "degraded",
+                "deployments": states}
 
     def models(self) -> dict:
         data = [dict(id=k, object="model", created=self.started, owned_by="scalequest",
@@ -183,7 +199,7 @@ def _openai_body(model: str, outs: list, prompt_tokens: int, chat: bool) -> dict
     for gens in outs:
         for g in gens:
             if g.finish_reason == "error":
-                raise APIError(500, f"generation failed: {g.error}", kind="server_error")
+                raise APIError(500, "generation failed", kind="server_error", detail=g.error)
             completion_tokens += g.num_tokens
             index = len(choices)
             if chat:

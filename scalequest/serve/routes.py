@@ -2,12 +2,17 @@
 handlers that turn every request problem into a 4xx in OpenAI's error format. `build_api(ingress)` is called
 once per ingress replica (Serve's late-bound ASGI app), so limits and the token come from that replica's
 config.
+
+Server-side failures answer 503 (a model's engine or replica is down: retry) or 500 (anything else) with the
+request id only: the exception and its traceback go to the replica's log under that id, never to the client.
+The id is Serve's `x-request-id` (Serve also returns it as a response header and logs it in its access log).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,9 +44,11 @@ def build_api(ingress) -> FastAPI:
     _add_error_handlers(app)
 
     @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict:
-        """Liveness: 200 when the ingress is up (no token needed)."""
-        return {"status": "ok"}
+    async def healthz():
+        """200 with `{"status": "ok", "deployments": {name: "ok"}}` when every model deployment answers; 503
+        with `"status": "degraded"` and the failing ones marked "unavailable" otherwise (no token needed)."""
+        body = await ingress.health()
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
     @app.post("/v1/questions", response_model=QuestionsResponse, tags=["scalequest"])
     async def questions(body: QuestionsRequest) -> dict:
@@ -75,6 +82,31 @@ def _error(status: int, message: str, param: str | None = None, kind: str = "inv
     return JSONResponse(APIError(status, message, param, kind).body(), status_code=status)
 
 
+def request_id(request: Request) -> str:
+    """Serve's request id (its proxy sets `x-request-id`), or a new one outside Serve."""
+    rid = getattr(request.state, "request_id", None)
+    if rid is None:
+        rid = request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    return rid
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) says a model's engine or replica is down, so a retry can succeed."""
+    from ray.exceptions import RayActorError
+    from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
+
+    from scalequest.errors import EngineUnavailable
+
+    kinds = (EngineUnavailable, RayActorError, BackPressureError, DeploymentUnavailableError,
+             ReplicaUnavailableError)
+    seen = 0
+    while exc is not None and seen < 10:  # Ray wraps a replica's exception in RayTaskError (a subclass of both)
+        if isinstance(exc, kinds):
+            return True
+        exc, seen = getattr(exc, "cause", None) or exc.__cause__, seen + 1
+    return False
+
+
 def _add_guards(app: FastAPI, ingress) -> None:
     max_bytes = ingress.limits.max_body_bytes
 
@@ -100,8 +132,12 @@ def _add_guards(app: FastAPI, ingress) -> None:
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
-    async def api_error(_request, exc: APIError):
-        return JSONResponse(exc.body(), status_code=exc.status)
+    async def api_error(request, exc: APIError):
+        if exc.status < 500:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        rid = request_id(request)
+        log.error("request %s: %d %s: %s", rid, exc.status, exc.message, exc.detail)  # details stay in the log
+        return _error(exc.status, f"{exc.message} (request id {rid})", kind=exc.kind)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request, exc: RequestValidationError):
@@ -115,9 +151,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, str(exc.detail), kind=kind)
 
     @app.exception_handler(Exception)
-    async def internal(_request, exc: Exception):
-        log.exception("unhandled error")
-        return _error(500, f"internal error: {type(exc).__name__}: {exc}", kind="server_error")
+    async def internal(request, exc: Exception):
+        rid = request_id(request)
+        if is_unavailable(exc):
+            log.warning("request %s: a model deployment is unavailable", rid, exc_info=exc)
+            resp = _error(503, f"a model is temporarily unavailable (its engine is restarting); retry in a few "
+                          f"seconds (request id {rid})", kind="service_unavailable")
+            resp.headers["Retry-After"] = "10"
+            return resp
+        log.error("request %s: unhandled error", rid, exc_info=exc)
+        return _error(500, f"internal error; the server log has the details under request id {rid}",
+                      kind="server_error")
 
 
 def _describe(err: dict) -> str:

