@@ -47,6 +47,9 @@ class ModelConfig(Strict):
     num_cpus: float = Field(1.0, ge=0.0, description="Ray CPUs reserved per engine replica.")
     num_gpus: float = Field(0.0, ge=0.0, description="Ray GPUs reserved per engine replica.")
     replicas: int = Field(1, ge=1, description="Engine replicas for this model; requests are spread over them.")
+    max_restarts: int = Field(
+        3, ge=0, description="How often the pipeline restarts an engine actor whose vLLM died (its batches in "
+        "flight are retried on the new engine); past that the run fails and names this key.")
 
 
 class GenerateConfig(Strict):

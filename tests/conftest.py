@@ -109,3 +109,21 @@ def models_copy(tmp_path, tiny_model) -> Path:
     dest = tmp_path / "models" / "tiny"
     shutil.copytree(tiny_model, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def kill_vllm_under():
+    """`kill(pid)`: SIGKILL vLLM's engine-core process under process `pid` (an engine actor or a Serve replica),
+    as a crash or the OOM killer would; returns the killed pid."""
+    import signal
+
+    import psutil
+
+    def kill(pid: int) -> int:
+        children = psutil.Process(pid).children(recursive=True)
+        cores = [c for c in children if "EngineCore" in " ".join(c.cmdline())]
+        assert cores, f"no vLLM engine core under pid {pid}: {[c.cmdline() for c in children]}"
+        cores[0].send_signal(signal.SIGKILL)
+        return cores[0].pid
+
+    return kill

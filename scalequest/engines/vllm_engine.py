@@ -15,6 +15,7 @@ from typing import Sequence
 from scalequest.engines.base import Generation, Sampling
 
 log = logging.getLogger(__name__)
+DEAD_POLL_S = 1.0  # how often a waiting request checks whether vLLM's engine died
 
 
 def engine_kwargs(cfg) -> dict:
@@ -129,16 +130,34 @@ class AsyncVLLMEngine:
     async def _one(self, prompt: str, params) -> list[Generation]:
         from vllm.v1.engine.exceptions import EngineDeadError
 
-        final = None
         try:
-            async for out in self.engine.generate(prompt, params, uuid.uuid4().hex):
-                final = out
+            final = await self._unless_dead(self._final(prompt, params))
         except EngineDeadError:
-            raise  # every later request would fail too: stop the run instead of rejecting everything
+            raise  # every later request would fail too: the caller restarts the engine or stops
         except Exception as exc:  # one bad request (e.g. prompt too long) must not fail its batch
             log.warning("generation failed: %s", exc)
             return [Generation("", 0, "error", f"{type(exc).__name__}: {exc}")] * params.n
         return to_generations(final)
+
+    async def _final(self, prompt: str, params):
+        final = None
+        async for out in self.engine.generate(prompt, params, uuid.uuid4().hex):
+            final = out
+        return final
+
+    async def _unless_dead(self, coro):
+        """Await `coro`, raising EngineDeadError once vLLM's engine is dead. vLLM 0.32 fails only the requests it
+        holds when its engine core dies; one added after that would wait forever."""
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        task = asyncio.ensure_future(coro)
+        while True:
+            if self.engine.errored:
+                task.cancel()
+                raise EngineDeadError()
+            done, _ = await asyncio.wait({task}, timeout=DEAD_POLL_S)
+            if done:
+                return task.result()
 
     async def agenerate(self, prompts, sampling: Sampling, seeds=None) -> list[list[Generation]]:
         prompts = list(prompts)

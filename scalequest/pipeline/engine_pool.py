@@ -2,6 +2,11 @@
 actors hold a picklable `RemoteEngine` client. Concurrent requests from all stages and batches join one continuous
 batch inside vLLM (that is why this is not `ray.data.llm`: it keeps only the first of `n` outputs and builds one
 engine per processor).
+
+When vLLM dies inside an engine actor (its engine-core or worker process killed or crashed), the actor exits and
+Ray restarts it (`models.<name>.max_restarts`) and re-runs the calls it had in flight on the new engine: rows are
+seeded per id, so the retried batches produce the same rows. Past the restarts, `RemoteEngine.generate` raises
+`EngineUnavailable` naming the model and the key. Test: tests/pipeline/test_actors.py.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import logging
 import os
 
 import ray
+
+from scalequest.errors import EngineUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +44,23 @@ class EngineActor:
         return {"pid": os.getpid(), "niceness": os.nice(0)}
 
     async def generate(self, prompts, seeds=None, *, sampling):
-        return await self.engine.agenerate(prompts, sampling, seeds)
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        try:
+            return await self.engine.agenerate(prompts, sampling, seeds)
+        except EngineDeadError:
+            # a dead vLLM never recovers: end this process so Ray restarts the actor (max_restarts) and re-runs
+            # this call and every other one in flight (max_task_retries) on a fresh engine
+            log.error("vLLM engine for %s died; exiting so Ray restarts this engine actor",
+                      self.engine.model_path)
+            os._exit(1)
 
 
 class RemoteEngine:
     """The `Engine` interface over one or more `EngineActor` replicas (prompts are split evenly across them)."""
 
-    def __init__(self, actors: list, model_path: str):
-        self.actors, self.model_path = actors, model_path
+    def __init__(self, actors: list, model_path: str, name: str = "", max_restarts: int = 0):
+        self.actors, self.model_path, self.name, self.max_restarts = actors, model_path, name, max_restarts
 
     def generate(self, prompts, sampling, seeds=None):
         prompts = list(prompts)
@@ -52,7 +68,14 @@ class RemoteEngine:
         k = len(self.actors)
         parts = [(prompts[r::k], seeds[r::k]) for r in range(k)]
         used = [r for r in range(k) if parts[r][0]]
-        results = ray.get([self.actors[r].generate.remote(*parts[r], sampling=sampling) for r in used])
+        try:
+            results = ray.get([self.actors[r].generate.remote(*parts[r], sampling=sampling) for r in used])
+        except ray.exceptions.RayActorError as exc:
+            raise EngineUnavailable(
+                f"models.{self.name}: the vLLM engine for {self.model_path} died and was restarted "
+                f"{self.max_restarts} time(s) (models.{self.name}.max_restarts) without recovering; its "
+                f"actor log (ray logs, or the dashboard) says why — fix that, or raise max_restarts and resume"
+            ) from exc
         merged = [None] * len(prompts)
         for r, res in zip(used, results):
             merged[r::k] = res
@@ -65,9 +88,10 @@ def start_engines(models: dict, used: set[str]) -> dict[str, RemoteEngine]:
     for name in sorted(used):
         cfg = models[name]
         opts = dict(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, name=None, max_concurrency=1000,
-                    runtime_env=ENGINE_RUNTIME_ENV)
+                    runtime_env=ENGINE_RUNTIME_ENV, max_restarts=cfg.max_restarts,
+                    max_task_retries=cfg.max_restarts)
         actors = [EngineActor.options(**opts).remote(cfg.model_dump()) for _ in range(cfg.replicas)]
-        clients[name] = RemoteEngine(actors, cfg.path)
+        clients[name] = RemoteEngine(actors, cfg.path, name, cfg.max_restarts)
     log.info("loading %d engine(s): %s", len(clients), ", ".join(clients))
     ray.get([a.ready.remote() for c in clients.values() for a in c.actors])
     return clients

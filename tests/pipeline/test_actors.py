@@ -1,5 +1,6 @@
-"""How the pipeline places work on Ray: LLM stage actors fill every concurrent call they offer, and the engine
-actor runs at the niceness of a plain process rather than Ray's worker default of 15."""
+"""How the pipeline places work on Ray: LLM stage actors fill every concurrent call they offer, the engine
+actor runs at the niceness of a plain process rather than Ray's worker default of 15, and an engine actor whose
+vLLM was killed comes back with its batches (or, past models.<name>.max_restarts, fails the call by name)."""
 
 import asyncio
 
@@ -102,5 +103,62 @@ def test_engine_actor_runs_at_niceness_zero_and_generates(local_ray, tiny_llm):
         assert ray.get(actor.ready.remote())["niceness"] == 0
         out = engines["smollm2"].generate(["Hello", "Hi"], Sampling(max_tokens=4, temperature=1.0), [1, 2])
         assert [len(o) for o in out] == [1, 1] and all(o[0].num_tokens > 0 for o in out)
+    finally:
+        stop_engines(engines)
+
+
+def _generate_in_background(engine, prompts, seeds):
+    """Start `engine.generate` in a thread; returns the thread and the list its result lands in."""
+    import threading
+
+    from scalequest.engines.base import Sampling
+
+    out = []
+    t = threading.Thread(target=lambda: out.append(
+        engine.generate(prompts, Sampling(max_tokens=128, temperature=1.0), seeds)))
+    t.start()
+    return t, out
+
+
+@pytest.mark.slow
+def test_engine_actor_whose_vllm_is_killed_restarts_and_finishes_its_batch(local_ray, tiny_llm, tiny_engine,
+                                                                           kill_vllm_under):
+    import time
+
+    from scalequest.engines.base import Sampling
+    from scalequest.pipeline.engine_pool import start_engines, stop_engines
+
+    ray = local_ray
+    prompts, seeds = [f"Question {i}:" for i in range(128)], list(range(128))
+    engines = start_engines(load_config("tiny", tiny_llm).models, {"smollm2"})
+    try:
+        (actor,) = engines["smollm2"].actors
+        pid = ray.get(actor.ready.remote())["pid"]
+        thread, out = _generate_in_background(engines["smollm2"], prompts, seeds)
+        time.sleep(0.5)  # the batch is in the engine now (it takes several seconds)
+        kill_vllm_under(pid)
+        thread.join(timeout=300)
+        assert not thread.is_alive() and out, "the batch never came back"
+        assert ray.get(actor.ready.remote())["pid"] != pid, f"the engine actor was not restarted: {out[0][:2]}"
+    finally:
+        stop_engines(engines)
+    [got] = out
+    want = tiny_engine.generate(prompts, Sampling(max_tokens=128, temperature=1.0), seeds)  # same seeds, same rows
+    assert [[g.text for g in o] for o in got] == [[g.text for g in o] for o in want]
+
+
+@pytest.mark.slow
+def test_engine_actor_past_its_restarts_fails_the_call_naming_the_key(local_ray, tiny_llm, kill_vllm_under):
+    from scalequest.engines.base import Sampling
+    from scalequest.errors import EngineUnavailable
+    from scalequest.pipeline.engine_pool import start_engines, stop_engines
+
+    ray = local_ray
+    engines = start_engines(load_config("tiny", [*tiny_llm, "models.smollm2.max_restarts=0"]).models, {"smollm2"})
+    try:
+        (actor,) = engines["smollm2"].actors
+        kill_vllm_under(ray.get(actor.ready.remote())["pid"])
+        with pytest.raises(EngineUnavailable, match=r"models\.smollm2\.max_restarts"):
+            engines["smollm2"].generate(["Hello"], Sampling(max_tokens=4), [0])
     finally:
         stop_engines(engines)
