@@ -10,25 +10,36 @@ import logging
 import sys
 from pathlib import Path
 
-from scalequest.errors import ScaleQuestError
+from scalequest.errors import RunInterrupted, ScaleQuestError
 
 
-def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, help="YAML path or packaged name: tiny, paper")
+def _config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--config", required=required, help="YAML path or packaged name: tiny, paper")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. num_candidates=50")
 
 
 def cmd_synthesize(args) -> int:
-    from scalequest.config import load_config
-    from scalequest.pipeline.run import run_synthesis
+    import signal
 
-    cfg = load_config(args.config, args.overrides)
-    run_dir = run_synthesis(cfg)
+    from scalequest.config import load_config
+    from scalequest.errors import ConfigError
+    from scalequest.pipeline.run import run_synthesis
+    from scalequest.pipeline.run_dir import CONFIG_FILE
+
+    if args.config is None and args.resume is None:
+        raise ConfigError("synthesize: pass --config (tiny, paper or a YAML path), or --resume RUN_DIR")
+    cfg = load_config(args.config or Path(args.resume) / CONFIG_FILE, args.overrides)
+    signal.signal(signal.SIGTERM, _interrupt)  # `ray job stop`, a scheduler's stop: end as cleanly as Ctrl-C
+    run_dir = run_synthesis(cfg, args.resume)
     print(f"\n{(run_dir / 'summary.txt').read_text()}")
     print(f"kept pairs:     {run_dir / 'data' / 'status=kept'}")
     print(f"rejected rows:  {run_dir / 'data' / 'status=rejected'}")
     print(f"report:         {run_dir / 'summary.json'}")
     return 0
+
+
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt
 
 
 def cmd_serve(args) -> int:
@@ -105,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synthesize", help="run the synthesis pipeline (local Ray unless ray.address is set)")
-    _config_args(p)
+    _config_args(p, required=False)
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in this folder (its config.yaml unless --config is given); makes only "
+                   "the candidates not on disk yet")
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("serve", help="serve the HTTP API on Ray Serve (local Ray unless ray.address is set)")
@@ -151,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
+    except RunInterrupted as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        return 130
     except ScaleQuestError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

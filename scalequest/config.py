@@ -9,6 +9,7 @@ Test: `pytest tests/test_config.py`.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 from importlib import resources
@@ -183,7 +184,8 @@ class RewardConfig(Strict):
 
 class OutputConfig(Strict):
     dir: str = Field("runs", description="Runs are written to <dir>/<name>-<UTC timestamp>/.")
-    rows_per_shard: int = Field(10_000, ge=1, description="Most rows per Parquet shard.")
+    progress_every_s: float = Field(
+        30.0, gt=0, description="Seconds between status lines while a run goes on (one more at the end).")
 
 
 class RayConfig(Strict):
@@ -444,10 +446,39 @@ class SynthesisConfig(Strict):
                 raise ValueError(f"{key}: '{ref}' is not a key of `models` (known: {sorted(self.models)})")
         return self
 
+    def output_settings(self) -> dict[str, Any]:
+        """The settings that decide which rows a run makes, as {dotted key: value}: every leaf but RUNTIME_KEYS."""
+        return {k: v for k, v in _flatten(self.model_dump(mode="json")).items()
+                if not any(fnmatch.fnmatchcase(k, p) for p in RUNTIME_KEYS)}
+
     def config_hash(self) -> str:
-        """Short stable hash of the resolved config (recorded in every output row)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """Short stable hash of `output_settings()` (recorded in every output row): runs that differ only in how
+        they execute (actors, batch sizes, Ray) share it, so a resumed run's rows carry the same hash."""
+        blob = json.dumps(self.output_settings(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+# How a run executes, not which rows it makes: a resumed run may change these (and they stay out of config_hash).
+# Batch sizes and actor counts qualify because every row's sampling is seeded from (seed, id) alone.
+RUNTIME_KEYS = (
+    "name", "output.*", "ray.*", "serve.*", "train.*", "*.concurrency", "*.calls_per_actor", "*.batch_size",
+    "*.num_cpus", "*.num_gpus", "models.*.replicas", "models.*.max_num_seqs", "models.*.max_restarts",
+    "models.*.gpu_memory_utilization", "models.*.tensor_parallel_size", "models.*.enforce_eager",
+)
+
+
+def _flatten(value, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        return {k: v for key, item in value.items() for k, v in _flatten(item, f"{prefix}{key}.").items()}
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return {k: v for i, item in enumerate(value) for k, v in _flatten(item, f"{prefix}{i}.").items()}
+    return {prefix[:-1]: value}
+
+
+def changed_output_keys(before: SynthesisConfig, after: SynthesisConfig) -> list[str]:
+    """Dotted keys whose output-affecting value differs between two configs (sorted)."""
+    a, b = before.output_settings(), after.output_settings()
+    return sorted(k for k in a.keys() | b.keys() if a.get(k, "<unset>") != b.get(k, "<unset>"))
 
 
 def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SynthesisConfig:

@@ -20,3 +20,7 @@ class ModelPrepareError(ScaleQuestError):
 class EngineUnavailable(ScaleQuestError):
     """A model's vLLM engine died (its process was killed or crashed). Serve answers 503 until the replica is
     replaced; the pipeline restarts the engine actor (models.<name>.max_restarts) and retries its batches."""
+
+
+class RunInterrupted(ScaleQuestError):
+    """A synthesis run was stopped (Ctrl-C, SIGTERM); the message holds the command that resumes it."""

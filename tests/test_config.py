@@ -99,3 +99,15 @@ def test_auto_prefix_keeps_chatml_start_token_the_tokenizer_does_not_add(tiny_mo
     prefix, stops = ChatFormatter(str(tiny_model)).prefix("auto")
     assert prefix.startswith("<|im_start|>system\n") and prefix.endswith("<|im_start|>user\n")
     assert stops[0] == "<|im_end|>"
+
+
+def test_runtime_keys_stay_out_of_the_config_hash_and_the_output_diff():
+    from scalequest.config import changed_output_keys
+
+    base = load_config("tiny")
+    runtime = load_config("tiny", ["generate.concurrency=5", "responses.batch_size=3", "ray.num_cpus=2",
+                                   "output.dir=/elsewhere", "models.smollm2.replicas=2", "name=other"])
+    assert changed_output_keys(base, runtime) == [] and runtime.config_hash() == base.config_hash()
+    rows = load_config("tiny", ["seed=9", "generators.0.sampling.max_tokens=7", "responses.n=2"])
+    assert changed_output_keys(base, rows) == ["generators.0.sampling.max_tokens", "responses.n", "seed"]
+    assert rows.config_hash() != base.config_hash()

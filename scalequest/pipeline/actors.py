@@ -22,6 +22,9 @@ class RemoteSeenSet:
     def first_seen(self, hashes):
         return ray.get(self.actor.first_seen.remote(hashes))
 
+    def record(self, hashes):
+        ray.get(self.actor.record.remote(hashes))
+
 
 @ray.remote(num_cpus=0)
 class StageLedger:

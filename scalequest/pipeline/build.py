@@ -1,11 +1,13 @@
-"""Wire the stages into one Ray Data Dataset: range(num_candidates) → assign → generate → language → dedup →
-solvability → [difficulty] → responses → reward → select → finalize. Engines are started before and shared.
+"""Wire the stages into one Ray Data Dataset: candidate ids → assign → generate → language → dedup →
+solvability → [difficulty] → responses → reward → select → finalize. Engines are started before and shared; the
+ids are all of 0..num_candidates-1 on a new run and the ones not yet on disk on a resumed one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import ray
 from ray.data import ActorPoolStrategy
@@ -106,13 +108,27 @@ def generator_prefixes(cfg) -> dict[str, tuple[str, list[str]]]:
     return prefixes
 
 
-def question_dataset(cfg, engines: dict, ledger, prefixes: dict | None = None):
-    """The front of the pipeline: range(num_candidates) → AssignGenerators → GenerateQuestions (one row per
-    candidate, with its question or reject reason). `bench/generation_throughput.py` times exactly this."""
+def id_dataset(ids, block_rows: int):
+    """A Dataset with one `id` column holding `ids` (a sorted int64 array), in blocks of `block_rows`: a block is
+    also the unit that reaches disk, so a stop loses at most the blocks in flight."""
+    import numpy as np
+    import pyarrow as pa
+
+    if len(ids) == 0:
+        raise ValueError("no candidate ids to run")
+    chunks = np.array_split(ids, max(1, -(-len(ids) // block_rows)))
+    return ray.data.from_arrow([pa.table({"id": c}) for c in chunks])
+
+
+def question_dataset(cfg, engines: dict, ledger, prefixes: dict | None = None, ids=None):
+    """The front of the pipeline: ids (default 0..num_candidates-1) → AssignGenerators → GenerateQuestions (one
+    row per candidate, with its question or reject reason). `bench/generation_throughput.py` times exactly this."""
+    import numpy as np
+
     b = DatasetBuilder(ledger)
     prefixes = prefixes or generator_prefixes(cfg)
     gen_batch = cfg.generate.batch_size
-    ds = ray.data.range(cfg.num_candidates, override_num_blocks=max(1, -(-cfg.num_candidates // gen_batch)))
+    ds = id_dataset(np.arange(cfg.num_candidates, dtype=np.int64) if ids is None else ids, gen_batch)
     ds = ds.map_batches(AssignGenerators(cfg.generators, cfg.seed), batch_size=gen_batch, num_cpus=CLIENT_CPUS,
                         batch_format="numpy")
     return b.add(ds, "generate", GenerateQuestions, dict(
@@ -121,14 +137,16 @@ def question_dataset(cfg, engines: dict, ledger, prefixes: dict | None = None):
         concurrency=cfg.generate.concurrency, calls=cfg.generate.calls_per_actor)
 
 
-def build_dataset(cfg, engines: dict, ledger):
-    """The lazy Dataset of finalized rows (materializes once in the middle when difficulty drops a share)."""
+def build_dataset(cfg, engines: dict, ledger, ids=None, seen=None, threshold_file=None):
+    """The lazy Dataset of finalized rows for `ids` (default: all candidates). `seen`: the dedup store (a
+    `RemoteSeenSet`; a new one by default). `threshold_file`: where the difficulty threshold is kept, so a resumed
+    run drops by the same one (materializes once in the middle when difficulty calibrates a new threshold)."""
     b = DatasetBuilder(ledger)
     prefixes = generator_prefixes(cfg)
-    ds = question_dataset(cfg, engines, ledger, prefixes)
+    ds = question_dataset(cfg, engines, ledger, prefixes, ids)
     # CPU-light stages take whole blocks (batch_size=None) so they never merge blocks the LLM stages split over
     ds = b.add(ds, "language", FilterLanguage, dict(cfg=cfg.language), batch_size=None, num_cpus=LANGUAGE_CPUS)
-    seen = RemoteSeenSet(SeenStore.remote())
+    seen = seen or RemoteSeenSet(SeenStore.remote())
     ds = b.add(ds, "dedup", DropDuplicates, dict(enabled=cfg.dedup.enabled, store=seen), batch_size=None)
     if cfg.solvability.enabled:
         s = cfg.solvability
@@ -138,8 +156,15 @@ def build_dataset(cfg, engines: dict, ledger):
     d = cfg.difficulty
     if d.model_path:
         ds = b.add(ds, "difficulty", ScoreDifficulty, dict(cfg=d), batch_size=d.batch_size,
-                   num_cpus=d.num_cpus, num_gpus=d.num_gpus).materialize()
-        threshold = difficulty_threshold(_kept_scores(ds), d.drop_easiest_share)
+                   num_cpus=d.num_cpus, num_gpus=d.num_gpus)
+        stored = _stored_threshold(threshold_file)
+        if stored is not None:
+            threshold = stored["threshold"]
+        else:
+            ds = ds.materialize()
+            threshold = difficulty_threshold(_kept_scores(ds), d.drop_easiest_share)
+            if threshold_file is not None:
+                Path(threshold_file).write_text(json.dumps({"threshold": threshold}))
         log.info("difficulty: dropping scores below %s (easiest %.0f%%)", threshold, 100 * d.drop_easiest_share)
         ds = ds.map_batches(DropEasiest(threshold), batch_size=None, batch_format="numpy", num_cpus=CLIENT_CPUS)
     r = cfg.responses
@@ -152,6 +177,13 @@ def build_dataset(cfg, engines: dict, ledger):
     ds = b.add(ds, "select", SelectBest, {}, batch_size=None)
     per_gen, common = provenance(cfg, prefixes)
     return ds.map_batches(FinalizeRows(per_gen, common), batch_size=None, num_cpus=CLIENT_CPUS, batch_format="numpy")
+
+
+def _stored_threshold(path) -> dict | None:
+    """{"threshold": value or None} as stored by an earlier execution of this run, or None when there is none."""
+    if path is None or not Path(path).is_file():
+        return None
+    return json.loads(Path(path).read_text())
 
 
 def _kept_scores(ds) -> list[float]:

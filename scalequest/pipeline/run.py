@@ -1,5 +1,6 @@
-"""`run_synthesis(cfg)`: validate paths, start (or join) Ray, start the shared engines, stream the Dataset into
-Parquet shards under <output.dir>/<name>-<timestamp>/data/status={kept,rejected}/, write the run report.
+"""`run_synthesis(cfg, resume=None)`: validate paths, start (or join) Ray, start the shared engines, stream the
+Dataset into Parquet shards under <output.dir>/<name>-<timestamp>/data/status={kept,rejected}/ (block by block, as
+the run goes on), write the run report. `resume` continues a stopped run (scalequest.pipeline.run_dir).
 
 Test: `pytest tests/pipeline/test_run.py -m ray`.
 """
@@ -10,12 +11,10 @@ import logging
 import math
 import os
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-import yaml
-
-from scalequest.errors import ConfigError
+from scalequest.errors import ConfigError, RunInterrupted
+from scalequest.pipeline.engine_pool import stop_engines
 from scalequest.pipeline.preflight import preflight
 
 log = logging.getLogger(__name__)
@@ -62,52 +61,90 @@ def check_cluster_fits(cfg) -> None:
         f"it first so the run starts its own")
 
 
-def new_run_dir(cfg) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(cfg.output.dir) / f"{cfg.name}-{stamp}"
-    n = 1
-    while run_dir.exists():
-        n += 1
-        run_dir = Path(cfg.output.dir) / f"{cfg.name}-{stamp}-{n}"
-    run_dir.mkdir(parents=True)
-    return run_dir
+def run_synthesis(cfg, resume: Path | str | None = None) -> Path:
+    """Run the pipeline for a validated `SynthesisConfig`, or continue the run in folder `resume`; returns the run
+    folder.
 
-
-def run_synthesis(cfg) -> Path:
-    """Run the whole pipeline for a validated `SynthesisConfig`; returns the run folder."""
-    import ray
-
-    from scalequest.pipeline.actors import StageLedger
-    from scalequest.pipeline.build import build_dataset, used_models
-    from scalequest.pipeline.engine_pool import start_engines, stop_engines
-    from scalequest.pipeline.report import build_report, render_text, write_report
+    Shards reach disk block by block while the run goes on. A resumed run makes only the ids no complete shard
+    holds, refills the dedup set from the shards and reuses the stored difficulty threshold, so the finished run
+    holds every id 0..num_candidates-1 exactly once. Ctrl-C (or SIGTERM, via the CLI) stops it cleanly and
+    raises RunInterrupted with the resume command.
+    """
+    from scalequest.pipeline.run_dir import new_run_dir, open_run
 
     preflight(cfg)
+    run_dir = open_run(cfg, resume) if resume is not None else None
     started = init_ray(cfg.ray)
-    engines = {}
-    t0 = time.perf_counter()
+    engines: dict = {}
     try:
         check_cluster_fits(cfg)
-        run_dir = new_run_dir(cfg)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        run_dir = run_dir or new_run_dir(cfg)
         log.info("run folder: %s", run_dir)
-        ledger = StageLedger.remote()
-        engines = start_engines(cfg.models, used_models(cfg))
-        load_s = time.perf_counter() - t0
-        ds = build_dataset(cfg, engines, ledger)
-        data_dir = run_dir / "data"
-        ds.write_parquet(str(data_dir), partition_cols=["status"], max_rows_per_file=cfg.output.rows_per_shard)
-        wall = time.perf_counter() - t0
-        skipped = [] if cfg.difficulty.model_path else ["difficulty: no difficulty.model_path configured"]
-        if not cfg.solvability.enabled:
-            skipped.append("solvability: solvability.enabled is false")
-        report = build_report(data_dir, ray.get(ledger.snapshot.remote()), wall, skipped,
-                              dict(run_dir=str(run_dir), engine_load_s=round(load_s, 1),
-                                   config_hash=cfg.config_hash()))
-        write_report(run_dir, report)
-        log.info("\n%s", render_text(report))
+        _execute(cfg, run_dir, engines)
+    except KeyboardInterrupt:
+        if run_dir is None:
+            raise
+        interrupted = run_dir
+    else:
+        interrupted = None
     finally:
         stop_engines(engines)
         if started:
-            ray.shutdown()
+            ray_shutdown()
+    if interrupted is not None:
+        from scalequest.pipeline.run_dir import resume_command
+
+        raise RunInterrupted(f"stopped; what is on disk in {interrupted} is kept — resume with: "
+                             f"{resume_command(interrupted)}")
     return run_dir
+
+
+def _execute(cfg, run_dir: Path, engines: dict) -> None:
+    """Make the ids not on disk yet (filling `engines` as they start, so the caller can stop them), then write the
+    report over everything on disk."""
+    import ray
+
+    from scalequest.pipeline.actors import RemoteSeenSet, SeenStore, StageLedger
+    from scalequest.pipeline.build import CLIENT_CPUS, build_dataset, used_models
+    from scalequest.pipeline.engine_pool import start_engines
+    from scalequest.pipeline.progress import Progress
+    from scalequest.pipeline.report import build_report, render_text, write_report
+    from scalequest.pipeline.run_dir import DATA_DIR, THRESHOLD_FILE
+    from scalequest.pipeline.shards import WriteShards, dedup_hashes, remaining_ids, scan_shards
+
+    t0 = time.perf_counter()
+    scan = scan_shards(run_dir)
+    todo = remaining_ids(cfg.num_candidates, scan.ids)
+    if scan.ids:
+        log.info("resuming: %d of %d candidates on disk, %d to make", len(scan.ids), cfg.num_candidates, len(todo))
+    ledger = StageLedger.remote()
+    load_s = 0.0
+    if len(todo):
+        engines.update(start_engines(cfg.models, used_models(cfg)))
+        load_s = time.perf_counter() - t0
+        seen = RemoteSeenSet(SeenStore.remote())
+        for hashes in dedup_hashes(scan.files):  # a question kept before a stop still blocks its duplicates
+            seen.record(hashes)
+        data_dir = run_dir / DATA_DIR
+        ds = build_dataset(cfg, engines, ledger, todo, seen, run_dir / THRESHOLD_FILE)
+        ds = ds.map_batches(WriteShards(str(data_dir)), batch_size=None, batch_format="pyarrow", num_cpus=CLIENT_CPUS)
+        progress = Progress(cfg.num_candidates, len(scan.ids), scan.kept, cfg.output.progress_every_s,
+                            lambda: {k: v["rows"] for k, v in ray.get(ledger.snapshot.remote()).items()})
+        for summary in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            progress.add(summary)
+        log.info("%s", progress.line())
+    wall = time.perf_counter() - t0
+    skipped = [] if cfg.difficulty.model_path else ["difficulty: no difficulty.model_path configured"]
+    if not cfg.solvability.enabled:
+        skipped.append("solvability: solvability.enabled is false")
+    report = build_report(run_dir / DATA_DIR, ray.get(ledger.snapshot.remote()), wall, skipped,
+                          dict(run_dir=str(run_dir), engine_load_s=round(load_s, 1), config_hash=cfg.config_hash(),
+                               resumed_with=len(scan.ids), set_aside=[str(p) for p in scan.set_aside]))
+    write_report(run_dir, report)
+    log.info("\n%s", render_text(report))
+
+
+def ray_shutdown() -> None:
+    import ray
+
+    ray.shutdown()

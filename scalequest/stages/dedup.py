@@ -25,6 +25,10 @@ class SeenSet:
             self.seen.add(h)
         return out
 
+    def record(self, hashes: list[str]) -> None:
+        """Add hashes seen before (a resumed run's shards) without asking about them."""
+        self.seen.update(hashes)
+
 
 class DropDuplicates:
     """Reject a question whose normalized text was already seen in this run."""

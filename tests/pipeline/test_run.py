@@ -76,6 +76,8 @@ def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_sco
     assert not any("difficulty" in s for s in report["skipped_stages"])
     assert "generate" in report["stage_time"] and (run_dir / "summary.txt").read_text().startswith("ScaleQuest run")
     assert load_config(run_dir / "config.yaml").config_hash() == cfg.config_hash()
+    assert "threshold" in json.loads((run_dir / "difficulty_threshold.json").read_text())
+    assert report["resumed_with"] == 0 and report["set_aside"] == []
 
 
 def test_packaged_configs_fit_their_local_ray():

@@ -1,0 +1,76 @@
+"""The run folder: created once per run, reopened by `--resume`.
+
+  <output.dir>/<name>-<UTC timestamp>/
+    config.yaml                  the resolved config (a resume checks its output-affecting keys against it)
+    data/status=kept|rejected/   the shards (scalequest.pipeline.shards)
+    difficulty_threshold.json    the calibrated threshold, reused by a resume
+    set_aside/                   what a kill left half-written (never read as data)
+    summary.json, summary.txt    the run report
+
+Test: tests/pipeline/test_resume.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from scalequest.errors import ConfigError
+
+CONFIG_FILE = "config.yaml"
+DATA_DIR = "data"
+THRESHOLD_FILE = "difficulty_threshold.json"
+
+
+def new_run_dir(cfg) -> Path:
+    """Create <output.dir>/<name>-<UTC timestamp>[-k]/ and write the resolved config into it."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(cfg.output.dir) / f"{cfg.name}-{stamp}"
+    n = 1
+    while run_dir.exists():
+        n += 1
+        run_dir = Path(cfg.output.dir) / f"{cfg.name}-{stamp}-{n}"
+    run_dir.mkdir(parents=True)
+    write_config(run_dir, cfg)
+    return run_dir
+
+
+def write_config(run_dir: Path, cfg) -> None:
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+def stored_config(run_dir: Path):
+    """The config a run folder was started with. ConfigError when `run_dir` is not a run folder."""
+    from scalequest.config import SynthesisConfig
+
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"--resume {run_dir}: no {CONFIG_FILE} there — pass the folder of an earlier run (it holds "
+                          f"{CONFIG_FILE} and {DATA_DIR}/), as printed when that run started or stopped")
+    return SynthesisConfig.model_validate(yaml.safe_load(path.read_text()))
+
+
+def open_run(cfg, run_dir: Path | str) -> Path:
+    """Check that `cfg` may continue the run in `run_dir`: the settings that decide rows must equal the stored
+    ones (runtime keys such as actors and batch sizes may differ). Returns the folder; ConfigError names every
+    differing key with both values."""
+    from scalequest.config import changed_output_keys
+
+    run_dir = Path(run_dir)
+    before = stored_config(run_dir)
+    changed = changed_output_keys(before, cfg)
+    if changed:
+        a, b = before.output_settings(), cfg.output_settings()
+        diffs = "; ".join(f"{k}: {a.get(k, '<unset>')!r} in the run, {b.get(k, '<unset>')!r} now" for k in changed)
+        raise ConfigError(
+            f"--resume {run_dir}: settings that change the rows differ from the run's {CONFIG_FILE}: {diffs} — "
+            f"resume with the run's values ('scalequest synthesize --resume {run_dir}' reads them from its "
+            f"{CONFIG_FILE}), or start a new run")
+    write_config(run_dir, cfg)  # runtime keys (actors, batch sizes) may have changed: record what runs now
+    return run_dir
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"scalequest synthesize --resume {run_dir}"

@@ -1,0 +1,153 @@
+"""The run's Parquet shards: written one block at a time while the run goes on, atomically, and scanned back when
+a run resumes. The shard files are the ledger: an id is done exactly when a complete shard holds it.
+
+Layout: <run>/data/status=kept/part-<lowest id>.parquet and status=rejected/… (hive partitioning: the `status`
+column lives in the folder name). A shard is written under a hidden temporary name, flushed to disk, then renamed,
+so a reader never sees half a file; what a kill leaves behind (temporaries, unreadable files) is moved to
+<run>/set_aside/ by `scan_shards` and its ids are made again.
+
+  WriteShards(data_dir)       Ray Data stage: pyarrow block in → files on disk, one summary row out
+  scan_shards(run_dir)        ids already on disk (set-aside files reported), for `--resume`
+  dedup_hashes(data_dir)      per shard, the question hashes that passed dedup (to refill the seen set)
+
+Test: tests/pipeline/test_shards.py (no Ray), tests/pipeline/test_resume.py (kill -9 and resume).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from scalequest.errors import ScaleQuestError
+from scalequest.schema import FUNNEL_STAGES, KEPT, REJECT_STAGE, REJECTED
+
+log = logging.getLogger(__name__)
+
+SET_ASIDE = "set_aside"
+TOKEN_COLUMNS = ("question_tokens", "judge_tokens", "response_tokens")
+# rows rejected at these stages never reached the seen set (dedup) or were its repeats
+BEFORE_SEEN = set(FUNNEL_STAGES[: FUNNEL_STAGES.index("dedup") + 1])
+
+
+class RunStateError(ScaleQuestError):
+    """A run folder's shards contradict each other (an id in two shards): it cannot be resumed as it is."""
+
+
+def shard_name(first_id: int) -> str:
+    return f"part-{first_id:012d}.parquet"
+
+
+def write_atomic(table, path: Path) -> None:
+    """Write `table` to `path` so that `path` either does not exist or holds the whole file."""
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "wb") as f:
+        pq.write_table(table, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class WriteShards:
+    """Write a finalized block (a pyarrow Table with `output_schema()`'s columns) as one shard per status under
+    `data_dir`; return one row: first_id, rows, kept and tokens per kind (the driver's progress reads these)."""
+
+    def __init__(self, data_dir: str):
+        self.data_dir = Path(data_dir)
+
+    def __call__(self, table):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        summary = {"first_id": [None], "rows": [table.num_rows], "kept": [0]}
+        for status in (KEPT, REJECTED):
+            part = table.filter(pc.equal(table["status"], status))
+            if part.num_rows == 0:
+                continue
+            first = pc.min(part["id"]).as_py()
+            write_atomic(part.drop_columns(["status"]), self.data_dir / f"status={status}" / shard_name(first))
+            if status == KEPT:
+                summary["kept"] = [part.num_rows]
+        if table.num_rows:
+            summary["first_id"] = [pc.min(table["id"]).as_py()]
+        for col in TOKEN_COLUMNS:
+            summary[col] = [pc.sum(table[col]).as_py() or 0]
+        return pa.table(summary)
+
+
+@dataclass
+class ShardScan:
+    """What a run folder holds: the ids on disk (sorted), the shard files, kept count and what was set aside."""
+
+    ids: list[int] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    kept: int = 0
+    set_aside: list[Path] = field(default_factory=list)
+
+
+def scan_shards(run_dir: Path) -> ShardScan:
+    """Read the id column of every shard under <run_dir>/data; move temporaries and unreadable shards to
+    <run_dir>/set_aside/ (never read as data). Raises RunStateError when an id is in two shards."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    data_dir, scan = Path(run_dir) / "data", ShardScan()
+    if not data_dir.is_dir():
+        return scan
+    parts = []
+    for path in sorted(data_dir.rglob("*")):
+        if not path.is_file():
+            continue
+        if path.name.startswith(".") or path.suffix != ".parquet":
+            scan.set_aside.append(_set_aside(run_dir, path, "left by an interrupted write"))
+            continue
+        try:
+            ids = pq.read_table(path, columns=["id"]).column("id").to_numpy()
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is set aside, whatever pyarrow says
+            scan.set_aside.append(_set_aside(run_dir, path, f"unreadable ({type(exc).__name__})"))
+            continue
+        parts.append(ids)
+        scan.files.append(path)
+        if path.parent.name == f"status={KEPT}":
+            scan.kept += len(ids)
+    if parts:
+        ids = np.sort(np.concatenate(parts))
+        repeated = ids[1:][ids[1:] == ids[:-1]]
+        if repeated.size:
+            raise RunStateError(
+                f"{data_dir}: ids {repeated[:10].tolist()} are in more than one shard — this folder was not written "
+                "by one ScaleQuest run; move the extra shards out, or start a new run")
+        scan.ids = ids.tolist()
+    return scan
+
+
+def _set_aside(run_dir: Path, path: Path, why: str) -> Path:
+    dest = Path(run_dir) / SET_ASIDE / path.relative_to(Path(run_dir) / "data")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), dest)
+    log.warning("set aside %s (%s): its rows are made again", path, why)
+    return dest
+
+
+def remaining_ids(num_candidates: int, done: list[int]):
+    """The ids 0..num_candidates-1 not in `done`, as a sorted int64 numpy array."""
+    import numpy as np
+
+    all_ids = np.arange(num_candidates, dtype=np.int64)
+    return np.setdiff1d(all_ids, np.asarray(done, dtype=np.int64), assume_unique=True)
+
+
+def dedup_hashes(files: list[Path]) -> Iterator[list[str]]:
+    """Per shard, the question hashes of rows that passed dedup (the run's seen set before a stop)."""
+    import pyarrow.parquet as pq
+
+    for path in files:
+        t = pq.read_table(path, columns=["question_hash", REJECT_STAGE]).to_pydict()
+        yield [h for h, s in zip(t["question_hash"], t[REJECT_STAGE]) if h is not None and s not in BEFORE_SEEN]

@@ -1,0 +1,42 @@
+"""The status line: counts, rate and ETA from block summaries, on an injected clock."""
+
+from scalequest.pipeline.progress import Progress
+
+
+class Clock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def block(rows, kept, tokens):
+    return {"rows": [rows], "kept": [kept], "question_tokens": [tokens], "judge_tokens": [0], "response_tokens": [0]}
+
+
+def test_progress_line_counts_rate_eta_and_stages(caplog):
+    clock = Clock()
+    p = Progress(100, done=20, kept=10, every_s=30, stage_rows=lambda: {"generate": 60, "language": 50},
+                 clock=clock)
+    clock.t += 10
+    with caplog.at_level("INFO", logger="scalequest.pipeline.progress"):
+        p.add(block(20, 5, 400))  # 10 s in: not due yet
+        assert not caplog.records
+        clock.t += 30
+        p.add(block(20, 5, 600))
+    assert len(caplog.records) == 1
+    line = p.line()
+    # 40 made this execution in 40 s, 40 left → 40 s; 1,000 tokens over 40 s
+    assert line == ("progress: 60/100 candidates (60%), 20 kept, 1,000 tokens at 25.0 tok/s, ETA 40s"
+                    " | generate 60, language 50")
+    assert "\r" not in line
+
+
+def test_progress_before_any_block_and_at_the_end():
+    clock = Clock()
+    p = Progress(10, clock=clock)
+    assert "ETA ?" in p.line() and "0/10" in p.line()
+    clock.t += 5
+    p.add(block(10, 3, 0))
+    assert "10/10 candidates (100%), 3 kept" in p.line() and p.line().endswith("ETA 0s")
