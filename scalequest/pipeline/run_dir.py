@@ -12,7 +12,7 @@ Test: tests/pipeline/test_resume.py.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -26,7 +26,7 @@ THRESHOLD_FILE = "difficulty_threshold.json"
 
 def new_run_dir(cfg) -> Path:
     """Create <output.dir>/<name>-<UTC timestamp>[-k]/ and write the resolved config into it."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir = Path(cfg.output.dir) / f"{cfg.name}-{stamp}"
     n = 1
     while run_dir.exists():

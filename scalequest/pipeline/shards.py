@@ -19,9 +19,9 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from scalequest.errors import ScaleQuestError
 from scalequest.schema import FUNNEL_STAGES, KEPT, REJECT_STAGE, REJECTED
