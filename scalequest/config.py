@@ -413,6 +413,9 @@ class SynthesisConfig(Strict):
     name: str = Field("scalequest", description="Run name (output folder prefix).")
     seed: int = Field(0, description="Run seed; each row's sampling seed derives from (seed, row id).")
     num_candidates: int = Field(ge=1, description="Questions to draw before filtering.")
+    max_error_share: float = Field(
+        0.01, ge=0.0, le=1.0, description="Rows whose stage raised become rejects ('error: <type>: <message>'); "
+        "when more than this share of a run's rows (and more than one) fail, the run stops, resumable.")
     models: dict[str, ModelConfig] = Field(description="Engines by name; stages naming the same model share one.")
     generators: list[GeneratorConfig] = Field(min_length=1, description="Question generators and their shares.")
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Question-generation batching.")
@@ -461,7 +464,7 @@ class SynthesisConfig(Strict):
 # How a run executes, not which rows it makes: a resumed run may change these (and they stay out of config_hash).
 # Batch sizes and actor counts qualify because every row's sampling is seeded from (seed, id) alone.
 RUNTIME_KEYS = (
-    "name", "output.*", "ray.*", "serve.*", "train.*", "*.concurrency", "*.calls_per_actor", "*.batch_size",
+    "name", "max_error_share", "output.*", "ray.*", "serve.*", "train.*", "*.concurrency", "*.calls_per_actor", "*.batch_size",
     "*.num_cpus", "*.num_gpus", "models.*.replicas", "models.*.max_num_seqs", "models.*.max_restarts",
     "models.*.gpu_memory_utilization", "models.*.tensor_parallel_size", "models.*.enforce_eager",
 )

@@ -24,3 +24,7 @@ class EngineUnavailable(ScaleQuestError):
 
 class RunInterrupted(ScaleQuestError):
     """A synthesis run was stopped (Ctrl-C, SIGTERM); the message holds the command that resumes it."""
+
+
+class TooManyErrors(ScaleQuestError):
+    """More rows failed in stages than `max_error_share` allows; the run stopped and can be resumed."""

@@ -3,11 +3,15 @@ per-stage timing ledger for the run report; plus `TimedStage`, which runs any st
 
 from __future__ import annotations
 
+import logging
 import time
 
 import ray
 
+from scalequest.stages.base import run_guarded
 from scalequest.stages.dedup import SeenSet
+
+log = logging.getLogger(__name__)
 
 
 @ray.remote(num_cpus=0)
@@ -52,14 +56,21 @@ class StageLedger:
 
 
 class TimedStage:
-    """Builds `stage_cls(**kwargs)` once per Ray actor and reports each batch's duration to the ledger."""
+    """Builds `stage_cls(**kwargs)` once per Ray actor, runs it guarded (a row that raises becomes a reject with
+    'error: <type>: <message>', logged with its id) and reports each batch's duration to the ledger."""
 
     def __init__(self, stage_cls, kwargs: dict, name: str, ledger):
         self.stage, self.name, self.ledger = stage_cls(**kwargs), name, ledger
 
     def __call__(self, batch):
         start_wall, t0 = time.time(), time.perf_counter()
-        out = self.stage(batch)
+
+        def on_error(i, exc):
+            row_id = batch["id"][i] if "id" in batch else i
+            log.warning("stage %s: row %s failed (%s: %s); it becomes a reject", self.name, row_id,
+                        type(exc).__name__, exc, exc_info=exc)
+
+        out = run_guarded(self.stage, batch, self.name, on_error)
         rows = len(next(iter(batch.values()))) if batch else 0
         self.ledger.record.remote(self.name, time.perf_counter() - t0, rows, start_wall, time.time())
         return out

@@ -34,7 +34,7 @@ class Progress:
     def __init__(self, total: int, done: int = 0, kept: int = 0, every_s: float = 30.0,
                  stage_rows: Callable[[], dict] | None = None, clock: Callable[[], float] = time.monotonic):
         self.total, self.done, self.kept, self.every_s = total, done, kept, every_s
-        self.start_done, self.tokens = done, 0
+        self.start_done, self.tokens, self.errors = done, 0, 0
         self.stage_rows, self.clock = stage_rows, clock
         self.t0 = self.last = clock()
 
@@ -42,10 +42,16 @@ class Progress:
         """Count one block's summary row(s) (columns: rows, kept, and the token columns); log when due."""
         self.done += int(sum(summary["rows"]))
         self.kept += int(sum(summary["kept"]))
+        self.errors += int(sum(summary.get("errors", [0])))
         self.tokens += int(sum(sum(summary[c]) for c in TOKEN_COLUMNS if c in summary))
         if self.clock() - self.last >= self.every_s:
             self.last = self.clock()
             log.info("%s", self.line())
+
+    def too_many_errors(self, max_share: float) -> bool:
+        """More rows of this execution failed in a stage than `max_share` of those made (at least 2 failures:
+        one bad row early in a run is not a trend)."""
+        return self.errors > max(1.0, max_share * (self.done - self.start_done))
 
     def line(self) -> str:
         elapsed = max(self.clock() - self.t0, 1e-9)
@@ -53,7 +59,7 @@ class Progress:
         left = self.total - self.done
         eta = _duration(left * elapsed / made) if made and left else ("0s" if not left else "?")
         text = (f"progress: {self.done:,}/{self.total:,} candidates ({100 * self.done / self.total:.0f}%), "
-                f"{self.kept:,} kept, {self.tokens:,} tokens at {self.tokens / elapsed:.1f} tok/s, ETA {eta}")
+                f"{self.kept:,} kept, {self.errors:,} failed, {self.tokens:,} tokens at {self.tokens / elapsed:.1f} tok/s, ETA {eta}")
         if self.stage_rows is not None:
             rows = self.stage_rows()
             if rows:

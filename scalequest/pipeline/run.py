@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from scalequest.errors import ConfigError, RunInterrupted
+from scalequest.errors import ConfigError, RunInterrupted, TooManyErrors
 from scalequest.pipeline.engine_pool import stop_engines
 from scalequest.pipeline.preflight import preflight
 
@@ -109,7 +109,7 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
     from scalequest.pipeline.engine_pool import start_engines
     from scalequest.pipeline.progress import Progress
     from scalequest.pipeline.report import build_report, render_text, write_report
-    from scalequest.pipeline.run_dir import DATA_DIR, THRESHOLD_FILE
+    from scalequest.pipeline.run_dir import DATA_DIR, THRESHOLD_FILE, resume_command
     from scalequest.pipeline.shards import WriteShards, dedup_hashes, remaining_ids, scan_shards
 
     t0 = time.perf_counter()
@@ -132,6 +132,12 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
                             lambda: {k: v["rows"] for k, v in ray.get(ledger.snapshot.remote()).items()})
         for summary in ds.iter_batches(batch_size=None, batch_format="numpy"):
             progress.add(summary)
+            if progress.too_many_errors(cfg.max_error_share):
+                raise TooManyErrors(
+                    f"{progress.errors} rows failed in stages, over max_error_share={cfg.max_error_share} of the "
+                    f"{progress.done - progress.start_done} made so far; their reject reasons ('error: …') and "
+                    f"the stage actors' logs say why — fix the cause, then resume with "
+                    f"{resume_command(run_dir)} (raise max_error_share to accept them)")
         log.info("%s", progress.line())
     wall = time.perf_counter() - t0
     skipped = [] if cfg.difficulty.model_path else ["difficulty: no difficulty.model_path configured"]

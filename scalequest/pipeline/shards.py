@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalequest.errors import ScaleQuestError
-from scalequest.schema import FUNNEL_STAGES, KEPT, REJECT_STAGE, REJECTED
+from scalequest.schema import FUNNEL_STAGES, KEPT, REJECT_REASON, REJECT_STAGE, REJECTED
+from scalequest.stages.base import ERROR_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ class WriteShards:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        summary = {"first_id": [None], "rows": [table.num_rows], "kept": [0]}
+        errors = pc.sum(pc.starts_with(pc.fill_null(table[REJECT_REASON], ""), ERROR_PREFIX)).as_py() or 0
+        summary = {"first_id": [None], "rows": [table.num_rows], "kept": [0], "errors": [errors]}
         for status in (KEPT, REJECTED):
             part = table.filter(pc.equal(table["status"], status))
             if part.num_rows == 0:

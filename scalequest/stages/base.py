@@ -1,5 +1,6 @@
 """Helpers every stage uses: column access that accepts lists or numpy arrays, the input contract check, the
-keep/reject bookkeeping and `reason_kind` (a reject reason without its details, for counting)."""
+keep/reject bookkeeping, `reason_kind` (a reject reason without its details, for counting) and `run_guarded`
+(a stage's failures become rejects of the rows that caused them)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,42 @@ def reason_kind(reason: str) -> str:
 def passthrough(batch: dict) -> dict:
     """A shallow copy of the batch with every column as a Python list."""
     return {k: column(batch, k) for k in batch}
+
+
+ERROR_PREFIX = "error: "
+
+
+def error_reason(exc: BaseException) -> str:
+    """'error: <type>: <message>' on one line, at most ~200 characters (a reject reason, not a traceback)."""
+    message = " ".join(str(exc).split())
+    return f"{ERROR_PREFIX}{type(exc).__name__}: {message[:160]}"
+
+
+def run_guarded(stage, batch: dict, name: str, on_error=None) -> dict:
+    """`stage(batch)`; when it raises (anything but a broken contract, StageInputError), the batch again one row at
+    a time: rows that still raise become rejects of stage `name` with `error_reason`, the others keep the stage's
+    output. `on_error(row_index, exc)` is told about each failing row (logging). One bad row never fails its
+    batch, and one bad batch never fails the run."""
+    try:
+        return stage(batch)
+    except StageInputError:
+        raise
+    except Exception:  # noqa: BLE001 - isolated row by row below
+        if not batch:
+            raise
+        n = len(next(iter(batch.values())))
+    outs: list[dict | None] = []
+    for i in range(n):
+        row = {k: v[i:i + 1] for k, v in batch.items()}
+        try:
+            outs.append(passthrough(stage(row)))
+        except StageInputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the row becomes a reject with the reason
+            if on_error is not None:
+                on_error(i, exc)
+            failed = passthrough(row)
+            failed[REJECT_STAGE], failed[REJECT_REASON] = [name], [error_reason(exc)]
+            outs.append(failed)
+    keys = list(dict.fromkeys(k for o in outs for k in o))
+    return {k: [o[k][0] if k in o else None for o in outs] for k in keys}

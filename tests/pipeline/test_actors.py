@@ -162,3 +162,35 @@ def test_engine_actor_past_its_restarts_fails_the_call_naming_the_key(local_ray,
             engines["smollm2"].generate(["Hello"], Sampling(max_tokens=4), [0])
     finally:
         stop_engines(engines)
+
+
+class FailOnIds:
+    """A stage that raises on any batch holding one of `bad` ids, as a model that chokes on some inputs would."""
+
+    def __init__(self, bad):
+        self.bad = set(bad)
+
+    def __call__(self, batch):
+        from scalequest.stages.base import Rejects, column
+
+        ids = column(batch, "id")
+        if self.bad & set(ids):
+            raise ValueError(f"cannot handle {sorted(self.bad & set(ids))}")
+        return {"id": ids, "ok": [True] * len(ids), **Rejects(batch, len(ids)).columns()}
+
+
+def test_stage_that_raises_on_chosen_rows_rejects_them_and_keeps_the_rest(local_ray):
+    from scalequest.pipeline.actors import StageLedger
+    from scalequest.pipeline.build import DatasetBuilder
+
+    ray = local_ray
+    ds = DatasetBuilder(StageLedger.remote()).add(ray.data.range(20, override_num_blocks=4), "fragile", FailOnIds,
+                                                  {"bad": {3, 11}}, batch_size=5, concurrency=2)
+    rows = sorted(ds.take_all(), key=lambda r: r["id"])
+    assert [r["id"] for r in rows] == list(range(20))
+    failed = [r for r in rows if r["reject_reason"]]
+    assert [r["id"] for r in failed] == [3, 11]
+    assert all(r["reject_stage"] == "fragile" for r in failed)
+    assert [r["reject_reason"] for r in failed] == ["error: ValueError: cannot handle [3]",
+                                                    "error: ValueError: cannot handle [11]"]
+    assert all(r["ok"] for r in rows if not r["reject_reason"])

@@ -28,7 +28,7 @@ def test_progress_line_counts_rate_eta_and_stages(caplog):
     assert len(caplog.records) == 1
     line = p.line()
     # 40 made this execution in 40 s, 40 left → 40 s; 1,000 tokens over 40 s
-    assert line == ("progress: 60/100 candidates (60%), 20 kept, 1,000 tokens at 25.0 tok/s, ETA 40s"
+    assert line == ("progress: 60/100 candidates (60%), 20 kept, 0 failed, 1,000 tokens at 25.0 tok/s, ETA 40s"
                     " | generate 60, language 50")
     assert "\r" not in line
 
@@ -40,3 +40,13 @@ def test_progress_before_any_block_and_at_the_end():
     clock.t += 5
     p.add(block(10, 3, 0))
     assert "10/10 candidates (100%), 3 kept" in p.line() and p.line().endswith("ETA 0s")
+
+
+def test_too_many_errors_needs_more_than_the_share_and_more_than_one():
+    p = Progress(1000, done=500, clock=Clock())
+    p.add({**block(100, 0, 0), "errors": [1]})
+    assert not p.too_many_errors(0.01)  # one failure is not a trend
+    p.add({**block(100, 0, 0), "errors": [1]})
+    assert not p.too_many_errors(0.01)  # 2 of 200 = 1%: not above it
+    p.add({**block(50, 0, 0), "errors": [2]})
+    assert p.too_many_errors(0.01) and not p.too_many_errors(0.05)  # 4 of 250

@@ -37,7 +37,7 @@ def test_write_shards_splits_by_status_names_by_lowest_id_and_summarizes(tmp_pat
     rejected = pq.read_table(tmp_path / "data" / "status=rejected" / "part-000000000006.parquet")
     assert sorted(kept.column("id").to_pylist()) == [5, 7] and sorted(rejected.column("id").to_pylist()) == [6, 9]
     assert "status" not in kept.column_names  # hive partitioning: the folder name holds it
-    assert out.to_pydict() == {"first_id": [5], "rows": [4], "kept": [2], "question_tokens": [12],
+    assert out.to_pydict() == {"first_id": [5], "rows": [4], "kept": [2], "errors": [0], "question_tokens": [12],
                                "judge_tokens": [0], "response_tokens": [0]}
     assert not [p for p in (tmp_path / "data").rglob(".*")], "no temporaries left behind"
     whole = pq.read_table(tmp_path / "data")  # readers see one table with the status column back
