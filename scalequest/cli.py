@@ -43,6 +43,8 @@ def _interrupt(_signum, _frame):
 
 
 def cmd_serve(args) -> int:
+    import signal
+
     import yaml
 
     from scalequest.config import load_config
@@ -54,6 +56,7 @@ def cmd_serve(args) -> int:
         out.write_text(yaml.safe_dump(serve_config(cfg, args.config, args.overrides), sort_keys=False))
         print(f"Serve config: {out}  (deploy with: serve deploy {out})")
         return 0
+    signal.signal(signal.SIGTERM, _interrupt)
     run_serve(cfg, blocking=True)
     return 0
 

@@ -127,3 +127,18 @@ def kill_vllm_under():
         return cores[0].pid
 
     return kill
+
+
+@pytest.fixture
+def no_shm_left():
+    """`check()`: fails when a /dev/shm/psm_* segment made since the fixture started is left unmapped (leaked)."""
+    from scalequest.runtime import mapped_paths, shm_segments
+
+    before = shm_segments()
+
+    def check():
+        new = shm_segments() - before
+        leaked = sorted(str(p) for p in new if str(p) not in mapped_paths())
+        assert not leaked, f"shared-memory segments left behind: {leaked}"
+
+    return check

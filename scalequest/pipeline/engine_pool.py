@@ -17,16 +17,11 @@ import os
 import ray
 
 from scalequest.errors import EngineUnavailable
+from scalequest.runtime import ENGINE_RUNTIME_ENV  # niceness 0 for vLLM (Ray's workers run at 15)
 
 log = logging.getLogger(__name__)
 
 
-# Ray starts worker processes at niceness 15. The engine actor (and the vLLM processes it spawns) is the hot path
-# of every run: at 15 it would lose the CPU to anything at 0 and share it evenly with CPU-bound stage tasks
-# (fastText, math-verify) on a saturated node, starving vLLM's scheduler loop. So it runs at niceness 0, like a
-# bare vLLM. Merged with the job's runtime_env env_vars. (On the 2-core benchmark, where the stages are light,
-# this changed nothing measurable: bench/README.md.)
-ENGINE_RUNTIME_ENV = {"env_vars": {"RAY_worker_niceness": "0"}}
 
 
 @ray.remote

@@ -3,28 +3,10 @@ output folder is writable. Each failure is a ConfigError naming the key, the val
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 
 from scalequest.errors import ConfigError
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def check_model_path(key: str, value: str) -> None:
-    """Local folders must exist and hold config.json; 'org/name' hub ids pass unless 'org' is a local folder."""
-    path = Path(value).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"{key}: '{value}' is a folder without config.json — point it at a Hugging Face model "
-                              f"folder (run 'scalequest models prepare smollm2' for the default)")
-        return
-    looks_local = value.startswith((".", "/", "~")) or not _HUB_ID.match(value) or Path(value.split("/")[0]).is_dir()
-    if looks_local or os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise ConfigError(f"{key}: no model folder at '{value}' — run 'scalequest models prepare smollm2' "
-                          f"or fix the path")
-
+from scalequest.runtime import check_model_path
 
 def preflight(cfg) -> None:
     used = {g.model for g in cfg.generators} | {cfg.responses.model}

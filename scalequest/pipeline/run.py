@@ -16,24 +16,10 @@ from pathlib import Path
 from scalequest.errors import ConfigError, RunInterrupted, TooManyErrors
 from scalequest.pipeline.engine_pool import stop_engines
 from scalequest.pipeline.preflight import preflight
+from scalequest.runtime import init_ray, release_vllm_shm, shm_segments
 
 log = logging.getLogger(__name__)
-
-
-def init_ray(rcfg) -> bool:
-    """Connect to `rcfg.address` or start a local Ray; returns True when this call started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    env = {"runtime_env": {"env_vars": dict(rcfg.env_vars)}} if rcfg.env_vars else {}
-    if rcfg.address:
-        ray.init(address=rcfg.address, **env)
-    else:
-        os.environ.update(rcfg.env_vars)  # the driver builds tokenizers / reads config too
-        store = int(rcfg.object_store_gib * (1 << 30)) if rcfg.object_store_gib else None
-        ray.init(num_cpus=rcfg.num_cpus, object_store_memory=store, include_dashboard=False, **env)
-    return True
+STALE_SHM_S = 10.0  # an unmapped vLLM segment this old is a leftover, not one being set up
 
 
 def check_cluster_fits(cfg) -> None:
@@ -74,6 +60,8 @@ def run_synthesis(cfg, resume: Path | str | None = None) -> Path:
 
     preflight(cfg)
     run_dir = open_run(cfg, resume) if resume is not None else None
+    release_vllm_shm(min_age_s=STALE_SHM_S)  # what a killed run left
+    shm_before = shm_segments()
     started = init_ray(cfg.ray)
     engines: dict = {}
     try:
@@ -91,6 +79,7 @@ def run_synthesis(cfg, resume: Path | str | None = None) -> Path:
         stop_engines(engines)
         if started:
             ray_shutdown()
+        release_vllm_shm(only=shm_segments() - shm_before)
     if interrupted is not None:
         from scalequest.pipeline.run_dir import resume_command
 

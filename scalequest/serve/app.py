@@ -46,7 +46,7 @@ def deployment_options(dep, name: str, num_cpus: float, num_gpus: float, runtime
 def build_application(cfg):
     """The Serve application for a validated `SynthesisConfig`."""
     from scalequest.config import DeploymentConfig
-    from scalequest.pipeline.engine_pool import ENGINE_RUNTIME_ENV
+    from scalequest.runtime import ENGINE_RUNTIME_ENV
     from scalequest.serve.deployments import LLMServer, ScorerServer
     from scalequest.serve.ingress import Ingress
 
@@ -94,14 +94,28 @@ def serve_config(cfg, source: str, overrides: list[str]) -> dict:
 
 
 def run_serve(cfg, *, blocking: bool = True):
-    """Start Ray (as the pipeline does: local unless `ray.address`) and Serve, deploy the app; block until
-    Ctrl-C when `blocking`. Returns the ingress handle."""
+    """Start Ray (as the pipeline does: local unless `ray.address`) and Serve, deploy the app. Not `blocking`:
+    return the ingress handle. `blocking`: serve until Ctrl-C (or SIGTERM, via the CLI), then shut Serve down,
+    and Ray if this call started it, and release the shared memory vLLM left."""
+    import ray
     from ray import serve
 
-    from scalequest.pipeline.run import init_ray
+    from scalequest.runtime import init_ray, release_vllm_shm, shm_segments
 
-    init_ray(cfg.ray)
+    shm_before = shm_segments()
+    started = init_ray(cfg.ray)
     serve.start(http_options=dict(host=cfg.serve.host, port=cfg.serve.port))
     log.info("serving on http://%s:%d%s", cfg.serve.host, cfg.serve.port, cfg.serve.route_prefix)
-    return serve.run(build_application(cfg), name=cfg.serve.app_name, route_prefix=cfg.serve.route_prefix,
-                     blocking=blocking)
+    app = dict(name=cfg.serve.app_name, route_prefix=cfg.serve.route_prefix)
+    if not blocking:
+        return serve.run(build_application(cfg), blocking=False, **app)
+    try:
+        serve.run(build_application(cfg), blocking=True, **app)
+    except (KeyboardInterrupt, SystemExit):
+        log.info("stopping: shutting Serve down")
+    finally:
+        serve.shutdown()
+        if started:
+            ray.shutdown()
+        release_vllm_shm(only=shm_segments() - shm_before)
+    return None

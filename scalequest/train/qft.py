@@ -141,7 +141,7 @@ def build_qft_job(cfg: SynthesisConfig, name: str | None = None) -> tuple[dict, 
     """(loop config, resolved RayTrainConfig, run name) for `cfg.train.qft`, checked before Ray starts."""
     from transformers import AutoTokenizer
 
-    from scalequest.pipeline.preflight import check_model_path
+    from scalequest.runtime import check_model_path
     from scalequest.train.data import load_questions
 
     q = cfg.train.qft

@@ -131,7 +131,7 @@ def run_qpo(cfg, *, in_process: bool = False) -> Path:
     and the trained model on held-out (and training) pairs, plus the resolved config."""
     import yaml
 
-    from scalequest.pipeline.preflight import check_model_path
+    from scalequest.runtime import check_model_path
     from scalequest.train.qpo_build import build_qpo_data, prompt_and_stops
 
     q = cfg.train.qpo

@@ -2,7 +2,8 @@ import pytest
 
 from scalequest.config import load_config
 from scalequest.errors import ConfigError
-from scalequest.pipeline.preflight import check_model_path, preflight
+from scalequest.pipeline.preflight import preflight
+from scalequest.runtime import check_model_path
 
 
 def test_missing_model_folder_fails_fast_naming_the_path(tmp_path, monkeypatch):

@@ -42,7 +42,7 @@ def _check_funnel(report, n):
 
 
 @pytest.mark.ray
-def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_scorer_model, tmp_path):
+def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_scorer_model, tmp_path, no_shm_left):
     n = 24
     stops = list(string.ascii_letters) + ["\ufffd"]  # a random model only ends a "question" on these
     cfg = load_config("tiny", [
@@ -53,6 +53,7 @@ def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_sco
         f"difficulty.model_path={tiny_scorer_model}", "difficulty.drop_easiest_share=0.5",
     ])
     run_dir = run_synthesis(cfg)
+    no_shm_left()
 
     table = _read_all(run_dir)
     assert table.num_rows == n and sorted(table.column("id").to_pylist()) == list(range(n))

@@ -1,0 +1,102 @@
+"""What the pipeline, Serve and training share about running on Ray: start or join Ray, the engine actors'
+runtime env, model-path checks, and clean-up of the shared-memory segments vLLM leaves behind.
+
+  init_ray(cfg.ray)            join `ray.address` or start a local Ray; True when this call started it
+  ENGINE_RUNTIME_ENV           runtime_env of every vLLM-hosting actor (pipeline engines, Serve LLM replicas)
+  check_model_path(key, path)  a local model folder or a hub id, checked before Ray starts
+  release_vllm_shm(...)        unlink /dev/shm/psm_* segments no live process maps
+
+Test: tests/test_runtime.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+from scalequest.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Ray starts worker processes at niceness 15. The engine actor (and the vLLM processes it spawns) is the hot path
+# of every run: at 15 it would lose the CPU to anything at 0 and share it evenly with CPU-bound stage tasks
+# (fastText, math-verify) on a saturated node, starving vLLM's scheduler loop. So it runs at niceness 0, like a
+# bare vLLM. Merged with the job's runtime_env env_vars. (On the 2-core benchmark, where the stages are light,
+# this changed nothing measurable: bench/README.md.)
+ENGINE_RUNTIME_ENV = {"env_vars": {"RAY_worker_niceness": "0"}}
+
+SHM_DIR = Path("/dev/shm")
+SHM_PATTERN = "psm_*"  # multiprocessing.shared_memory's names; vLLM's message queues use it
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def init_ray(rcfg) -> bool:
+    """Connect to `rcfg.address` or start a local Ray; returns True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {"runtime_env": {"env_vars": dict(rcfg.env_vars)}} if rcfg.env_vars else {}
+    if rcfg.address:
+        ray.init(address=rcfg.address, **env)
+    else:
+        os.environ.update(rcfg.env_vars)  # the driver builds tokenizers / reads config too
+        store = int(rcfg.object_store_gib * (1 << 30)) if rcfg.object_store_gib else None
+        ray.init(num_cpus=rcfg.num_cpus, object_store_memory=store, include_dashboard=False, **env)
+    return True
+
+
+def check_model_path(key: str, value: str) -> None:
+    """Local folders must exist and hold config.json; 'org/name' hub ids pass unless 'org' is a local folder."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{key}: '{value}' is a folder without config.json — point it at a Hugging Face model "
+                              f"folder (run 'scalequest models prepare smollm2' for the default)")
+        return
+    looks_local = value.startswith((".", "/", "~")) or not _HUB_ID.match(value) or Path(value.split("/")[0]).is_dir()
+    if looks_local or os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ConfigError(f"{key}: no model folder at '{value}' — run 'scalequest models prepare smollm2' "
+                          f"or fix the path")
+
+
+def mapped_paths() -> set[str]:
+    """Every file some live process on this machine maps (the processes this user may inspect)."""
+    import psutil
+
+    paths: set[str] = set()
+    for proc in psutil.process_iter():
+        try:
+            paths.update(m.path for m in proc.memory_maps(grouped=True))
+        except (psutil.Error, OSError):
+            continue
+    return paths
+
+
+def release_vllm_shm(min_age_s: float = 0.0, only: set[Path] | None = None) -> list[Path]:
+    """Unlink /dev/shm/psm_* segments that no live process maps and that are at least `min_age_s` old (a segment
+    is mapped right after it is made; the age guards that instant). `only` limits it to those paths. vLLM's
+    engines leave 160-250 MB of them after every shutdown; a killed run leaves its own. Returns what it removed."""
+    now, removed = time.time(), []
+    candidates = [p for p in SHM_DIR.glob(SHM_PATTERN) if only is None or p in only]
+    if not candidates:
+        return removed
+    in_use = mapped_paths()
+    for seg in candidates:
+        try:
+            if str(seg) in in_use or now - seg.stat().st_mtime < min_age_s:
+                continue
+            seg.unlink()
+            removed.append(seg)
+        except OSError:  # gone meanwhile, or another user's
+            continue
+    if removed:
+        log.info("released %d shared-memory segment(s) vLLM left in %s", len(removed), SHM_DIR)
+    return removed
+
+
+def shm_segments() -> set[Path]:
+    return set(SHM_DIR.glob(SHM_PATTERN))
