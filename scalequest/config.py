@@ -75,6 +75,9 @@ class GeneratorConfig(Strict):
         "ChatML system+user prefix, 'deepseek' is 'User: ', 'custom' uses `prefix`.",
     )
     prefix: str | None = Field(None, description="The pre-query prefix when template is 'custom'.")
+    drop_easiest_share: float | None = Field(
+        None, ge=0.0, lt=1.0, description="This generator's own difficulty.drop_easiest_share (the paper drops "
+        "the easy share of DeepSeekMath-QGen's questions only); none = the global one.")
     hint: str = Field(
         "",
         description="Text appended after the pre-query prefix. Leave empty for QFT-trained generators (the method "
@@ -128,7 +131,16 @@ class SolvabilityConfig(Strict):
 class DifficultyConfig(Strict):
     model_path: str | None = Field(None, description="HF sequence-regression folder; none = stage skipped.")
     trust_remote_code: bool = Field(False, description="Run the scorer repo's own code.")
-    drop_easiest_share: float = Field(0.0, ge=0.0, lt=1.0, description="Share of scored questions to drop (easiest).")
+    drop_easiest_share: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Share of scored questions to drop (easiest), per generator unless it "
+        "sets its own; the threshold is calibrated on the first `calibration_candidates` and stored in the run "
+        "folder (a resume reuses it).")
+    calibration_candidates: int = Field(
+        1000, ge=1, description="Candidates (the run's first ids) whose scores set the drop threshold; they run "
+        "up to the scorer once before the run streams, then again as part of it (same seeds, same rows).")
+    threshold: float | None = Field(
+        None, description="A fixed threshold instead of calibrating: questions scored below it are dropped "
+        "(for every generator but those with drop_easiest_share 0).")
     batch_size: int = Field(32, ge=1, description="Questions per scoring batch.")
     max_length: int = Field(512, ge=16, description="Token limit per question.")
     num_cpus: float = Field(1.0, ge=0.0, description="Ray CPUs per scorer actor.")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import ray
 from ray.data import ActorPoolStrategy
@@ -15,7 +14,7 @@ from ray.data import ActorPoolStrategy
 from scalequest.engines.chat import ChatFormatter
 from scalequest.pipeline.actors import RemoteSeenSet, SeenStore, TimedStage
 from scalequest.stages.dedup import DropDuplicates
-from scalequest.stages.difficulty import DropEasiest, ScoreDifficulty, difficulty_threshold
+from scalequest.stages.difficulty import DropEasiest, ScoreDifficulty
 from scalequest.stages.finalize import FinalizeRows
 from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions
 from scalequest.stages.generate_questions import generator_prefixes as stage_prefixes
@@ -137,13 +136,12 @@ def question_dataset(cfg, engines: dict, ledger, prefixes: dict | None = None, i
         concurrency=cfg.generate.concurrency, calls=cfg.generate.calls_per_actor)
 
 
-def build_dataset(cfg, engines: dict, ledger, ids=None, seen=None, threshold_file=None):
-    """The lazy Dataset of finalized rows for `ids` (default: all candidates). `seen`: the dedup store (a
-    `RemoteSeenSet`; a new one by default). `threshold_file`: where the difficulty threshold is kept, so a resumed
-    run drops by the same one (materializes once in the middle when difficulty calibrates a new threshold)."""
+def scored_dataset(cfg, engines: dict, ledger, ids=None, seen=None, prefixes: dict | None = None):
+    """ids → assign → generate → language → dedup → [solvability] → [difficulty score]: every stage before any
+    row is dropped by difficulty (the calibration pass runs exactly this). `seen`: the dedup store (a
+    `RemoteSeenSet`; a new, empty one by default)."""
     b = DatasetBuilder(ledger)
-    prefixes = generator_prefixes(cfg)
-    ds = question_dataset(cfg, engines, ledger, prefixes, ids)
+    ds = question_dataset(cfg, engines, ledger, prefixes or generator_prefixes(cfg), ids)
     # CPU-light stages take whole blocks (batch_size=None) so they never merge blocks the LLM stages split over
     ds = b.add(ds, "language", FilterLanguage, dict(cfg=cfg.language), batch_size=None, num_cpus=LANGUAGE_CPUS)
     seen = seen or RemoteSeenSet(SeenStore.remote())
@@ -157,16 +155,18 @@ def build_dataset(cfg, engines: dict, ledger, ids=None, seen=None, threshold_fil
     if d.model_path:
         ds = b.add(ds, "difficulty", ScoreDifficulty, dict(cfg=d), batch_size=d.batch_size,
                    num_cpus=d.num_cpus, num_gpus=d.num_gpus)
-        stored = _stored_threshold(threshold_file)
-        if stored is not None:
-            threshold = stored["threshold"]
-        else:
-            ds = ds.materialize()
-            threshold = difficulty_threshold(_kept_scores(ds), d.drop_easiest_share)
-            if threshold_file is not None:
-                Path(threshold_file).write_text(json.dumps({"threshold": threshold}))
-        log.info("difficulty: dropping scores below %s (easiest %.0f%%)", threshold, 100 * d.drop_easiest_share)
-        ds = ds.map_batches(DropEasiest(threshold), batch_size=None, batch_format="numpy", num_cpus=CLIENT_CPUS)
+    return ds
+
+
+def build_dataset(cfg, engines: dict, ledger, ids=None, seen=None, thresholds: dict | None = None):
+    """The lazy, streaming Dataset of finalized rows for `ids` (default: all candidates). `thresholds`: per
+    generator, the difficulty below which questions are dropped (`scalequest.pipeline.calibrate`)."""
+    b = DatasetBuilder(ledger)
+    prefixes = generator_prefixes(cfg)
+    ds = scored_dataset(cfg, engines, ledger, ids, seen, prefixes)
+    if cfg.difficulty.model_path:
+        ds = ds.map_batches(DropEasiest(thresholds or {}), batch_size=None, batch_format="numpy",
+                            num_cpus=CLIENT_CPUS)
     r = cfg.responses
     ds = b.add(ds, "responses", GenerateResponses, dict(cfg=r, engine=engines[r.model],
                formatter=formatter(cfg, r.model)), batch_size=r.batch_size, concurrency=r.concurrency,
@@ -177,15 +177,3 @@ def build_dataset(cfg, engines: dict, ledger, ids=None, seen=None, threshold_fil
     ds = b.add(ds, "select", SelectBest, {}, batch_size=None)
     per_gen, common = provenance(cfg, prefixes)
     return ds.map_batches(FinalizeRows(per_gen, common), batch_size=None, num_cpus=CLIENT_CPUS, batch_format="numpy")
-
-
-def _stored_threshold(path) -> dict | None:
-    """{"threshold": value or None} as stored by an earlier execution of this run, or None when there is none."""
-    if path is None or not Path(path).is_file():
-        return None
-    return json.loads(Path(path).read_text())
-
-
-def _kept_scores(ds) -> list[float]:
-    rows = ds.select_columns(["difficulty", "reject_reason"]).take_all()
-    return [r["difficulty"] for r in rows if r["reject_reason"] is None and r["difficulty"] is not None]

@@ -95,6 +95,7 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
 
     from scalequest.pipeline.actors import RemoteSeenSet, SeenStore, StageLedger
     from scalequest.pipeline.build import CLIENT_CPUS, build_dataset, used_models
+    from scalequest.pipeline.calibrate import difficulty_thresholds
     from scalequest.pipeline.engine_pool import start_engines
     from scalequest.pipeline.progress import Progress
     from scalequest.pipeline.report import build_report, render_text, write_report
@@ -115,7 +116,9 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
         for hashes in dedup_hashes(scan.files):  # a question kept before a stop still blocks its duplicates
             seen.record(hashes)
         data_dir = run_dir / DATA_DIR
-        ds = build_dataset(cfg, engines, ledger, todo, seen, run_dir / THRESHOLD_FILE)
+        thresholds = (difficulty_thresholds(cfg, engines, todo, run_dir / THRESHOLD_FILE)
+                      if cfg.difficulty.model_path else None)
+        ds = build_dataset(cfg, engines, ledger, todo, seen, thresholds)
         ds = ds.map_batches(WriteShards(str(data_dir)), batch_size=None, batch_format="pyarrow", num_cpus=CLIENT_CPUS)
         progress = Progress(cfg.num_candidates, len(scan.ids), scan.kept, cfg.output.progress_every_s,
                             lambda: {k: v["rows"] for k, v in ray.get(ledger.snapshot.remote()).items()})

@@ -50,24 +50,33 @@ def difficulty_threshold(scores: list[float], drop_share: float) -> float | None
     return vals[k] if k < len(vals) else math.inf
 
 
+def generator_thresholds(scores: dict[str, list[float]], shares: dict[str, float]) -> dict[str, float | None]:
+    """Per generator, the score below which its `shares[name]` easiest questions lie, from its `scores`."""
+    return {name: difficulty_threshold(scores.get(name, []), share) for name, share in shares.items()}
+
+
 class DropEasiest:
     """Reject kept rows whose difficulty is below `threshold` (None = keep all); with `above=True`, rows
-    above it instead (the upper end of a requested difficulty range)."""
+    above it instead (the upper end of a requested difficulty range). A dict threshold is per generator (input
+    column `generator`; a generator missing from it keeps everything)."""
 
-    def __init__(self, threshold: float | None, above: bool = False):
+    def __init__(self, threshold: float | None | dict[str, float | None], above: bool = False):
         self.threshold, self.above = threshold, above
 
     def __call__(self, batch: dict) -> dict:
-        n = require("DropEasiest", batch, ["difficulty"])
+        per_gen = isinstance(self.threshold, dict)
+        n = require("DropEasiest", batch, ["difficulty", "generator"] if per_gen else ["difficulty"])
         scores = [none_if_nan(s) for s in column(batch, "difficulty")]
+        gens = column(batch, "generator") if per_gen else [None] * n
         rejects = Rejects(batch, n)
-        if self.threshold is not None:
-            for i in rejects.kept():
-                s = scores[i]
-                if s is not None and not self.above and s < self.threshold:
-                    rejects.reject(i, STAGE, f"too easy (difficulty {s:.3f} < {self.threshold:.3f})")
-                elif s is not None and self.above and s > self.threshold:
-                    rejects.reject(i, STAGE, f"too hard (difficulty {s:.3f} > {self.threshold:.3f})")
+        for i in rejects.kept():
+            s, t = scores[i], self.threshold.get(gens[i]) if per_gen else self.threshold
+            if s is None or t is None:
+                continue
+            if not self.above and s < t:
+                rejects.reject(i, STAGE, f"too easy (difficulty {s:.3f} < {t:.3f})")
+            elif self.above and s > t:
+                rejects.reject(i, STAGE, f"too hard (difficulty {s:.3f} > {t:.3f})")
         out = {k: column(batch, k) for k in batch}
         out.update(**rejects.columns())
         return out

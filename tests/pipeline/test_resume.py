@@ -99,9 +99,10 @@ def test_run_killed_with_sigkill_resumes_to_every_id_exactly_once(tiny_llm, tiny
                     and r["reject_stage"] not in ("generate", "language", "dedup")]
     assert len(passed_dedup) == len(set(passed_dedup)), "a question passed dedup twice across the stop"
     assert (run_dir / "difficulty_threshold.json").read_text() == threshold
-    cut = json.loads(threshold)["threshold"]
+    cuts = json.loads(threshold)["thresholds"]
     scored = [r for r in rows if r["difficulty"] is not None and r["reject_stage"] in ("difficulty", "responses")]
-    assert scored and all((r["reject_stage"] == "difficulty") == (r["difficulty"] < cut) for r in scored)
+    assert scored and all((r["reject_stage"] == "difficulty") == (r["difficulty"] < cuts[r["generator"]])
+                          for r in scored)
     report = json.loads((run_dir / "summary.json").read_text())
     assert report["candidates"] == N and report["resumed_with"] == on_disk
 

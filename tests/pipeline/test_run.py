@@ -77,7 +77,9 @@ def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_sco
     assert not any("difficulty" in s for s in report["skipped_stages"])
     assert "generate" in report["stage_time"] and (run_dir / "summary.txt").read_text().startswith("ScaleQuest run")
     assert load_config(run_dir / "config.yaml").config_hash() == cfg.config_hash()
-    assert "threshold" in json.loads((run_dir / "difficulty_threshold.json").read_text())
+    [cut] = json.loads((run_dir / "difficulty_threshold.json").read_text())["thresholds"].values()
+    scored = [r for r in rows if r["reject_stage"] in ("difficulty", "responses")]
+    assert all((r["reject_stage"] == "difficulty") == (r["difficulty"] < cut) for r in scored)
     assert report["resumed_with"] == 0 and report["set_aside"] == []
 
 
@@ -133,3 +135,15 @@ def test_tiny_config_produces_kept_pairs(tmp_path, shared_data):
         assert (r["language"] == "en" or prose_words(r["question"]) < cfg.language.min_prose_words)
         assert r["solvable"] is True
         assert 0 < r["agreement"] <= 1 and r["num_answered"] >= 1 and r["reject_reason"] is None
+
+
+def test_the_pipeline_never_materializes_or_pulls_the_candidate_set_into_the_driver():
+    from pathlib import Path
+
+    import scalequest
+
+    root = Path(scalequest.__file__).parent
+    found = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
+             for i, line in enumerate(p.read_text().splitlines(), 1)
+             if ".materialize(" in line or ".take_all(" in line or ".to_pandas(" in line]
+    assert not found, f"whole-dataset pulls: {found}"
