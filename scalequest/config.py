@@ -200,6 +200,12 @@ class OutputConfig(Strict):
         30.0, gt=0, description="Seconds between status lines while a run goes on (one more at the end).")
 
 
+class CostConfig(Strict):
+    engine_hour_usd: float = Field(
+        1.302, ge=0.0, description="Price of one engine-hour (one GPU-hour on GPU runs) for the report's cost "
+        "projection; the default is the paper's own rate ($680.8 / 522.9 A100-hours).")
+
+
 class RayConfig(Strict):
     address: str | None = Field(None, description="Ray cluster address ('auto', 'ray://host:10001'); none = local.")
     num_cpus: int | None = Field(None, ge=1, description="Logical CPUs for a local Ray (may exceed physical cores).")
@@ -439,6 +445,7 @@ class SynthesisConfig(Strict):
     reward: RewardConfig = Field(default_factory=RewardConfig, description="Response scoring and selection.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where and how results are written.")
     ray: RayConfig = Field(default_factory=RayConfig, description="Ray connection and local resources.")
+    cost: CostConfig = Field(default_factory=CostConfig, description="Prices for the run report's cost block.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training jobs (QFT, QPO, difficulty).")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="The HTTP API (Ray Serve).")
 
@@ -476,7 +483,7 @@ class SynthesisConfig(Strict):
 # How a run executes, not which rows it makes: a resumed run may change these (and they stay out of config_hash).
 # Batch sizes and actor counts qualify because every row's sampling is seeded from (seed, id) alone.
 RUNTIME_KEYS = (
-    "name", "max_error_share", "output.*", "ray.*", "serve.*", "train.*", "*.concurrency", "*.calls_per_actor", "*.batch_size",
+    "name", "max_error_share", "output.*", "cost.*", "ray.*", "serve.*", "train.*", "*.concurrency", "*.calls_per_actor", "*.batch_size",
     "*.num_cpus", "*.num_gpus", "models.*.replicas", "models.*.max_num_seqs", "models.*.max_restarts",
     "models.*.gpu_memory_utilization", "models.*.tensor_parallel_size", "models.*.enforce_eager",
 )

@@ -20,6 +20,9 @@ REJECT_STAGE = "reject_stage"
 REJECT_REASON = "reject_reason"
 KEPT, REJECTED = "kept", "rejected"
 
+# Generated-token counts per row, by the engine call that made them (the report and progress sum them).
+TOKEN_COLUMNS = ("question_tokens", "judge_tokens", "response_tokens")
+
 # Stage names as they appear in reject_stage and in the run report's funnel, in pipeline order.
 FUNNEL_STAGES = ("generate", "language", "dedup", "solvability", "difficulty", "responses", "select")
 

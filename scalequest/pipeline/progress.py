@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from scalequest.pipeline.shards import TOKEN_COLUMNS
+from scalequest.schema import TOKEN_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,7 @@
 """The run report: the funnel per stage (in = kept + rejected, by reason), busy time per stage, tokens generated,
-read back from the written Parquet so it describes what is on disk. Written as summary.json and summary.txt."""
+read back from the written Parquet so it describes what is on disk (a resumed run's earlier rows included).
+The shards are scanned in record batches and only counts are kept, so the report never holds the rows. Written as
+summary.json and summary.txt."""
 
 from __future__ import annotations
 
@@ -7,17 +9,22 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from scalequest.schema import FUNNEL_STAGES
+from scalequest.schema import FUNNEL_STAGES, KEPT, REJECT_REASON, REJECT_STAGE, TOKEN_COLUMNS
 from scalequest.stages.base import reason_kind
 
 
 def funnel(rows: list[dict], stages=FUNNEL_STAGES) -> list[dict]:
     """Per stage: in, kept, rejected and rejected by reason kind. `rows` carry reject_stage / reject_reason."""
+    counts = Counter((r["reject_stage"], reason_kind(r["reject_reason"])) for r in rows if r["reject_reason"])
+    return funnel_from_counts(len(rows), counts, stages)
+
+
+def funnel_from_counts(total: int, rejects: Counter, stages=FUNNEL_STAGES) -> list[dict]:
+    """`funnel` from the row count and a Counter of (reject_stage, reason kind) → rejected rows."""
     by_stage: dict[str, Counter] = {s: Counter() for s in stages}
-    for r in rows:
-        if r["reject_reason"] is not None:
-            by_stage.setdefault(r["reject_stage"], Counter())[reason_kind(r["reject_reason"])] += 1
-    out, remaining = [], len(rows)
+    for (stage, kind), n in rejects.items():
+        by_stage.setdefault(stage, Counter())[kind] += n
+    out, remaining = [], total
     for stage, reasons in by_stage.items():
         rejected = sum(reasons.values())
         out.append(dict(stage=stage, **{"in": remaining}, kept=remaining - rejected, rejected=rejected,
@@ -26,19 +33,38 @@ def funnel(rows: list[dict], stages=FUNNEL_STAGES) -> list[dict]:
     return out
 
 
-def build_report(data_dir: Path, ledger: dict, wall_s: float, skipped: list[str], extra: dict) -> dict:
+def scan_counts(data_dir: Path) -> tuple[int, int, Counter, dict[str, int]]:
+    """(rows, kept, Counter of (reject_stage, reason kind), tokens by column) over every shard, batch by batch."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.dataset as pads
 
-    table = pads.dataset(str(data_dir), format="parquet", partitioning="hive").to_table(
-        columns=["reject_stage", "reject_reason", "question_tokens", "judge_tokens", "response_tokens", "status"])
-    rows = table.select(["reject_stage", "reject_reason"]).to_pylist()
-    tokens = {c: int(sum(v or 0 for v in table.column(c).to_pylist()))
-              for c in ("question_tokens", "judge_tokens", "response_tokens")}
-    kept = sum(1 for s in table.column("status").to_pylist() if s == "kept")
+    rows = kept = 0
+    rejects: Counter = Counter()
+    tokens = dict.fromkeys(TOKEN_COLUMNS, 0)
+    dataset = pads.dataset(str(data_dir), format="parquet", partitioning="hive")
+    for batch in dataset.to_batches(columns=[REJECT_STAGE, REJECT_REASON, "status", *TOKEN_COLUMNS]):
+        rows += batch.num_rows
+        kept += pc.sum(pc.equal(batch["status"], KEPT)).as_py() or 0
+        for col in TOKEN_COLUMNS:
+            tokens[col] += pc.sum(batch[col]).as_py() or 0
+        rejected = pa.Table.from_batches([batch]).filter(pc.is_valid(batch[REJECT_REASON]))
+        grouped = rejected.group_by([REJECT_STAGE, REJECT_REASON]).aggregate([([], "count_all")])
+        for stage, reason, n in zip(*(grouped[c].to_pylist() for c in (REJECT_STAGE, REJECT_REASON, "count_all"))):
+            rejects[(stage, reason_kind(reason))] += n
+    return rows, kept, rejects, tokens
+
+
+def build_report(data_dir: Path, ledger: dict, wall_s: float, skipped: list[str], extra: dict,
+                 cost=None) -> dict:
+    """The report dict; `cost(kept, tokens) -> dict` (scalequest.pipeline.cost) adds the cost block."""
+    rows, kept, rejects, tokens = scan_counts(data_dir)
     stage_time = {k: {"busy_s": round(v["busy_s"], 2), "span_s": round(v["last_end"] - v["first_start"], 2),
                       "batches": v["batches"], "rows": v["rows"]} for k, v in ledger.items()}
     total_tokens = sum(tokens.values())
-    return dict(candidates=len(rows), kept=kept, funnel=funnel(rows), skipped_stages=skipped,
+    if cost is not None:
+        extra = {**extra, "cost": cost(kept, {**tokens, "total": total_tokens})}
+    return dict(candidates=rows, kept=kept, funnel=funnel_from_counts(rows, rejects), skipped_stages=skipped,
                 stage_time=stage_time, tokens_generated={**tokens, "total": total_tokens},
                 wall_s=round(wall_s, 1), output_tokens_per_s=round(total_tokens / wall_s, 1) if wall_s else None,
                 **extra)
@@ -57,6 +83,10 @@ def render_text(report: dict) -> str:
     t = report["tokens_generated"]
     lines += ["", f"tokens generated: {t['total']} (questions {t['question_tokens']}, judge {t['judge_tokens']}, "
                   f"responses {t['response_tokens']}); {report['output_tokens_per_s']} tok/s over the run"]
+    if "cost" in report:
+        from scalequest.pipeline.cost import render_cost
+
+        lines += ["", *render_cost(report["cost"])]
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ from scalequest.pipeline.preflight import preflight
 from scalequest.runtime import init_ray, release_vllm_shm, shm_segments
 
 log = logging.getLogger(__name__)
+WRITER_GRACE_S = 1.0
 STALE_SHM_S = 10.0  # an unmapped vLLM segment this old is a leftover, not one being set up
 
 
@@ -93,16 +94,18 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
     report over everything on disk."""
     import ray
 
-    from scalequest.pipeline.actors import RemoteSeenSet, SeenStore, StageLedger
-    from scalequest.pipeline.build import CLIENT_CPUS, build_dataset, used_models
-    from scalequest.pipeline.calibrate import difficulty_thresholds
+    from scalequest.pipeline.actors import StageLedger
+    from scalequest.pipeline.build import used_models
+    from scalequest.pipeline.cost import cost_of, record_execution
     from scalequest.pipeline.engine_pool import start_engines
-    from scalequest.pipeline.progress import Progress
     from scalequest.pipeline.report import build_report, render_text, write_report
-    from scalequest.pipeline.run_dir import DATA_DIR, THRESHOLD_FILE, resume_command
-    from scalequest.pipeline.shards import WriteShards, dedup_hashes, remaining_ids, scan_shards
+    from scalequest.pipeline.run_dir import DATA_DIR
+    from scalequest.pipeline.shards import claim, remaining_ids, scan_shards
 
     t0 = time.perf_counter()
+    token = claim(run_dir)
+    if (run_dir / DATA_DIR).is_dir():
+        time.sleep(WRITER_GRACE_S)  # a killed execution's last write may be between its check and its rename
     scan = scan_shards(run_dir)
     todo = remaining_ids(cfg.num_candidates, scan.ids)
     if scan.ids:
@@ -110,36 +113,54 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
     ledger = StageLedger.remote()
     load_s = 0.0
     if len(todo):
-        engines.update(start_engines(cfg.models, used_models(cfg)))
-        load_s = time.perf_counter() - t0
-        seen = RemoteSeenSet(SeenStore.remote())
-        for hashes in dedup_hashes(scan.files):  # a question kept before a stop still blocks its duplicates
-            seen.record(hashes)
-        data_dir = run_dir / DATA_DIR
-        thresholds = (difficulty_thresholds(cfg, engines, todo, run_dir / THRESHOLD_FILE)
-                      if cfg.difficulty.model_path else None)
-        ds = build_dataset(cfg, engines, ledger, todo, seen, thresholds)
-        ds = ds.map_batches(WriteShards(str(data_dir)), batch_size=None, batch_format="pyarrow", num_cpus=CLIENT_CPUS)
-        progress = Progress(cfg.num_candidates, len(scan.ids), scan.kept, cfg.output.progress_every_s,
-                            lambda: {k: v["rows"] for k, v in ray.get(ledger.snapshot.remote()).items()})
-        for summary in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            progress.add(summary)
-            if progress.too_many_errors(cfg.max_error_share):
-                raise TooManyErrors(
-                    f"{progress.errors} rows failed in stages, over max_error_share={cfg.max_error_share} of the "
-                    f"{progress.done - progress.start_done} made so far; their reject reasons ('error: …') and "
-                    f"the stage actors' logs say why — fix the cause, then resume with "
-                    f"{resume_command(run_dir)} (raise max_error_share to accept them)")
-        log.info("%s", progress.line())
-    wall = time.perf_counter() - t0
+        started = time.perf_counter()
+        try:
+            engines.update(start_engines(cfg.models, used_models(cfg)))
+            load_s = time.perf_counter() - started
+            _stream(cfg, run_dir, engines, ledger, scan, todo, token)
+        finally:  # also when stopped: the cost of every execution adds up in the report
+            record_execution(run_dir, cfg, time.perf_counter() - started, len(todo))
     skipped = [] if cfg.difficulty.model_path else ["difficulty: no difficulty.model_path configured"]
     if not cfg.solvability.enabled:
         skipped.append("solvability: solvability.enabled is false")
-    report = build_report(run_dir / DATA_DIR, ray.get(ledger.snapshot.remote()), wall, skipped,
+    report = build_report(run_dir / DATA_DIR, ray.get(ledger.snapshot.remote()), time.perf_counter() - t0, skipped,
                           dict(run_dir=str(run_dir), engine_load_s=round(load_s, 1), config_hash=cfg.config_hash(),
-                               resumed_with=len(scan.ids), set_aside=[str(p) for p in scan.set_aside]))
+                               resumed_with=len(scan.ids), set_aside=[str(p) for p in scan.set_aside]),
+                          cost_of(run_dir, cfg))
     write_report(run_dir, report)
     log.info("\n%s", render_text(report))
+
+
+def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -> None:
+    """Stream `todo` through the pipeline into shards, printing the status line; stop past max_error_share."""
+    import ray
+
+    from scalequest.pipeline.actors import RemoteSeenSet, SeenStore
+    from scalequest.pipeline.build import CLIENT_CPUS, build_dataset
+    from scalequest.pipeline.calibrate import difficulty_thresholds
+    from scalequest.pipeline.progress import Progress
+    from scalequest.pipeline.run_dir import DATA_DIR, THRESHOLD_FILE, resume_command
+    from scalequest.pipeline.shards import WriteShards, dedup_hashes
+
+    seen = RemoteSeenSet(SeenStore.remote())
+    for hashes in dedup_hashes(scan.files):  # a question kept before a stop still blocks its duplicates
+        seen.record(hashes)
+    thresholds = (difficulty_thresholds(cfg, engines, todo, run_dir / THRESHOLD_FILE)
+                  if cfg.difficulty.model_path else None)
+    ds = build_dataset(cfg, engines, ledger, todo, seen, thresholds)
+    ds = ds.map_batches(WriteShards(str(run_dir / DATA_DIR), token), batch_size=None, batch_format="pyarrow",
+                        num_cpus=CLIENT_CPUS)
+    progress = Progress(cfg.num_candidates, len(scan.ids), scan.kept, cfg.output.progress_every_s,
+                        lambda: {k: v["rows"] for k, v in ray.get(ledger.snapshot.remote()).items()})
+    for summary in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        progress.add(summary)
+        if progress.too_many_errors(cfg.max_error_share):
+            raise TooManyErrors(
+                f"{progress.errors} rows failed in stages, over max_error_share={cfg.max_error_share} of the "
+                f"{progress.done - progress.start_done} made so far; their reject reasons ('error: …') and the "
+                f"stage actors' logs say why — fix the cause, then resume with {resume_command(run_dir)} (raise "
+                f"max_error_share to accept them)")
+    log.info("%s", progress.line())
 
 
 def ray_shutdown() -> None:

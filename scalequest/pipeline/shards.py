@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalequest.errors import ScaleQuestError
-from scalequest.schema import FUNNEL_STAGES, KEPT, REJECT_REASON, REJECT_STAGE, REJECTED
+from scalequest.schema import FUNNEL_STAGES, KEPT, REJECT_REASON, REJECT_STAGE, REJECTED, TOKEN_COLUMNS
 from scalequest.stages.base import ERROR_PREFIX
 
 log = logging.getLogger(__name__)
 
 SET_ASIDE = "set_aside"
-TOKEN_COLUMNS = ("question_tokens", "judge_tokens", "response_tokens")
+WRITER_FILE = "writer"  # the token of the execution allowed to write shards
 # rows rejected at these stages never reached the seen set (dedup) or were its repeats
 BEFORE_SEEN = set(FUNNEL_STAGES[: FUNNEL_STAGES.index("dedup") + 1])
 
@@ -43,8 +43,9 @@ def shard_name(first_id: int) -> str:
     return f"part-{first_id:012d}.parquet"
 
 
-def write_atomic(table, path: Path) -> None:
-    """Write `table` to `path` so that `path` either does not exist or holds the whole file."""
+def write_atomic(table, path: Path, still_mine=lambda: True) -> bool:
+    """Write `table` to `path` so that `path` either does not exist or holds the whole file. Nothing is put in
+    place unless `still_mine()` holds just before; returns whether it was."""
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,15 +54,32 @@ def write_atomic(table, path: Path) -> None:
         pq.write_table(table, f)
         f.flush()
         os.fsync(f.fileno())
+    if not still_mine():
+        tmp.unlink(missing_ok=True)
+        return False
     os.replace(tmp, path)
+    return True
+
+
+def claim(run_dir: Path) -> str:
+    """Make this execution the run folder's only writer: a later claim (a resume) stops the shard writes of an
+    earlier execution whose tasks outlived their driver (kill -9). Returns this execution's token."""
+    token = uuid.uuid4().hex
+    (Path(run_dir) / WRITER_FILE).write_text(token)
+    return token
 
 
 class WriteShards:
     """Write a finalized block (a pyarrow Table with `output_schema()`'s columns) as one shard per status under
-    `data_dir`; return one row: first_id, rows, kept and tokens per kind (the driver's progress reads these)."""
+    `data_dir`; return one row: first_id, rows, kept and tokens per kind (the driver's progress reads these).
+    `token` (from `claim`): write only while the run folder's writer file still holds it."""
 
-    def __init__(self, data_dir: str):
-        self.data_dir = Path(data_dir)
+    def __init__(self, data_dir: str, token: str | None = None):
+        self.data_dir, self.token = Path(data_dir), token
+        self.writer_file = self.data_dir.parent / WRITER_FILE
+
+    def still_mine(self) -> bool:
+        return self.token is None or self.writer_file.read_text() == self.token
 
     def __call__(self, table):
         import pyarrow as pa
@@ -74,7 +92,11 @@ class WriteShards:
             if part.num_rows == 0:
                 continue
             first = pc.min(part["id"]).as_py()
-            write_atomic(part.drop_columns(["status"]), self.data_dir / f"status={status}" / shard_name(first))
+            path = self.data_dir / f"status={status}" / shard_name(first)
+            if not write_atomic(part.drop_columns(["status"]), path, self.still_mine):
+                log.warning("not writing %s: a newer execution of this run owns the folder", path)
+                return pa.table({"first_id": [None], "rows": [0], "kept": [0], "errors": [0],
+                                 **{c: [0] for c in TOKEN_COLUMNS}})
             if status == KEPT:
                 summary["kept"] = [part.num_rows]
         if table.num_rows:

@@ -37,3 +37,26 @@ def test_render_text_shows_funnel_and_skips():
                   tokens_generated=dict(total=1, question_tokens=1, judge_tokens=0, response_tokens=0))
     text = render_text(report)
     assert "dedup" in text and "(skipped: difficulty: none)" in text
+
+
+def test_report_counts_stream_over_the_shards_and_match_the_rows(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from scalequest.pipeline.report import build_report
+
+    rows = [{"reject_stage": None, "reject_reason": None}] * 3 + [
+        {"reject_stage": "difficulty", "reject_reason": f"too easy (difficulty 0.{i} < 0.5)"} for i in range(4)] + [
+        {"reject_stage": "language", "reject_reason": "language 'fr' (fastText 0.9)"}] * 2
+    for i, (status, part) in enumerate([("kept", rows[:3]), ("rejected", rows[3:6]), ("rejected", rows[6:])]):
+        folder = tmp_path / f"status={status}"
+        folder.mkdir(exist_ok=True)
+        schema = pa.schema([("reject_stage", pa.string()), ("reject_reason", pa.string()),
+                            *[(c, pa.int64()) for c in ("question_tokens", "judge_tokens", "response_tokens")]])
+        pq.write_table(pa.Table.from_pylist([{**r, "question_tokens": 2, "judge_tokens": 1, "response_tokens": None}
+                                             for r in part], schema=schema), folder / f"part-{i}.parquet")
+    report = build_report(tmp_path, {}, 2.0, [], {})
+    assert report["candidates"] == 9 and report["kept"] == 3
+    assert report["funnel"] == funnel(rows)
+    assert report["tokens_generated"] == {"question_tokens": 18, "judge_tokens": 9, "response_tokens": 0,
+                                          "total": 27}

@@ -81,6 +81,7 @@ def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_sco
     scored = [r for r in rows if r["reject_stage"] in ("difficulty", "responses")]
     assert all((r["reject_stage"] == "difficulty") == (r["difficulty"] < cut) for r in scored)
     assert report["resumed_with"] == 0 and report["set_aside"] == []
+    assert report["cost"]["executions"] == 1 and report["cost"]["engine_s_per_kept"]["smollm2"] > 0
 
 
 def test_packaged_configs_fit_their_local_ray():

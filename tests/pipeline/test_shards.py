@@ -81,3 +81,14 @@ def test_dedup_hashes_are_those_of_rows_that_passed_dedup(tmp_path):
     WriteShards(str(tmp_path / "data"))(finalized([0, 1, 2, 3, 4], rejected={1, 2, 3, 4}, stages=stages))
     hashes = [h for batch in dedup_hashes(scan_shards(tmp_path).files) for h in batch]
     assert sorted(hashes) == ["h0", "h3"]  # kept, and rejected after dedup; not before it, not its repeats
+
+
+def test_an_execution_stops_writing_once_a_newer_one_claims_the_run(tmp_path):
+    from scalequest.pipeline.shards import claim
+
+    old = WriteShards(str(tmp_path / "data"), claim(tmp_path))
+    old(finalized([0, 1]))
+    claim(tmp_path)  # a resume took over while the old execution's tasks still run
+    out = old(finalized([2, 3]))
+    assert out.column("rows").to_pylist() == [0]
+    assert scan_shards(tmp_path).ids == [0, 1] and not list((tmp_path / "data").rglob(".*"))
