@@ -132,3 +132,29 @@ def test_resume_with_a_changed_output_key_is_refused_before_ray_naming_the_key(t
 def test_resume_of_a_folder_that_is_no_run_names_the_way_out(tiny_llm, tmp_path):
     with pytest.raises(ConfigError, match=r"no config\.yaml there — pass the folder of an earlier run"):
         run_synthesis(load_config("tiny", tiny_llm), resume=tmp_path)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_prints_the_resume_command_and_leaves_nothing(tiny_llm, tiny_scorer_model, tmp_path,
+                                                                           no_shm_left):
+    out = tmp_path / "runs"
+    run = synthesize("--config", "tiny", *run_overrides(tiny_llm, tiny_scorer_model, out), log=tmp_path / "1.log")
+    try:
+        deadline = time.time() + 600
+        while not shards(out) and time.time() < deadline and run.poll() is None:
+            time.sleep(0.05)
+        ray_procs = psutil.Process(run.pid).children(recursive=True)
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=120) == 130, (tmp_path / "1.log").read_text()[-3000:]
+    finally:
+        if run.poll() is None:
+            run.kill()
+    [run_dir] = [p for p in out.iterdir() if p.is_dir()]
+    log = (tmp_path / "1.log").read_text()
+    assert f"resume with: scalequest synthesize --resume {run_dir}" in log
+    time.sleep(5)  # Ray's own processes end a moment after the driver
+    alive = [p for p in ray_procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"left running: {[p.name() for p in alive]}"
+    no_shm_left()
+    assert (run_dir / "executions.jsonl").is_file(), "a stopped execution records its engine time"
