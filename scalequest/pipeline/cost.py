@@ -75,11 +75,11 @@ def render_cost(c: dict) -> list[str]:
     engines = ", ".join(f"{m} {s:g}" for m, s in c["engine_s_per_kept"].items())
     p = c["paper_per_1m"]
     return [
-        f"cost per kept pair ({c['kept']} kept, {c['executions']} execution(s)): {t['total']:g} generated tokens "
+        (f"cost per kept pair ({c['kept']} kept, {c['executions']} execution(s)): {t['total']:g} generated tokens "
         f"(questions {t['question_tokens']:g}, judge {t['judge_tokens']:g}, responses {t['response_tokens']:g}); "
-        f"engine-seconds {engines}",
-        f"projected to 1M kept pairs: {c['per_1m_kept']['hours']:,.1f} {c['unit']}, "
-        f"${c['per_1m_kept']['usd']:,.0f} at ${c['engine_hour_usd']}/hour (cost.engine_hour_usd)",
-        f"paper (2 generators, 7B models): {p['gpu_hours_per_1m']} {p['hardware']} GPU-hours, ${p['usd_per_1m']} "
-        "per 1M pairs",
+        f"engine-seconds {engines}"),
+        (f"projected to 1M kept pairs: {c['per_1m_kept']['hours']:,.1f} {c['unit']}, "
+        f"${c['per_1m_kept']['usd']:,.0f} at ${c['engine_hour_usd']}/hour (cost.engine_hour_usd)"),
+        (f"paper (2 generators, 7B models): {p['gpu_hours_per_1m']} {p['hardware']} GPU-hours, ${p['usd_per_1m']} "
+        "per 1M pairs"),
     ]

@@ -8,6 +8,7 @@ from pathlib import Path
 from scalequest.errors import ConfigError
 from scalequest.runtime import check_model_path
 
+
 def preflight(cfg) -> None:
     used = {g.model for g in cfg.generators} | {cfg.responses.model}
     if cfg.solvability.enabled:

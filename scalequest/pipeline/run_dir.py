@@ -12,7 +12,7 @@ Test: tests/pipeline/test_resume.py.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
