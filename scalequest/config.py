@@ -211,6 +211,9 @@ class RayConfig(Strict):
     num_cpus: int | None = Field(None, ge=1, description="Logical CPUs for a local Ray (may exceed physical cores).")
     object_store_gib: float | None = Field(None, gt=0, description="Object store size for a local Ray.")
     env_vars: dict[str, str] = Field(default_factory=dict, description="Environment for every Ray worker.")
+    dashboard: bool = Field(
+        False, description="Start Ray's dashboard with a local Ray (http://127.0.0.1:8265; the scalequest_* "
+        "progress gauges show in its metrics). Off by default: it costs a core-share on a laptop.")
 
 
 # ---- training (QFT, QPO, difficulty scorer): `scalequest train qft|qpo|difficulty` ----

@@ -45,7 +45,7 @@ def init_ray(rcfg) -> bool:
     else:
         os.environ.update(rcfg.env_vars)  # the driver builds tokenizers / reads config too
         store = int(rcfg.object_store_gib * (1 << 30)) if rcfg.object_store_gib else None
-        ray.init(num_cpus=rcfg.num_cpus, object_store_memory=store, include_dashboard=False, **env)
+        ray.init(num_cpus=rcfg.num_cpus, object_store_memory=store, include_dashboard=rcfg.dashboard, **env)
     return True
 
 

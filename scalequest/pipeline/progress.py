@@ -4,6 +4,8 @@ the end. Plain text (no carriage returns), so it reads the same in a terminal an
   progress: 48/64 candidates (75%), 30 kept, 6,120 tokens at 41.3 tok/s, ETA 2m10s | generate 48, language 48, …
 
 Fed by the one summary row `WriteShards` returns per block; the per-stage counts come from the stage ledger.
+`RayMetrics` publishes the same figures as Ray gauges (`ray_scalequest_*` on every node's metrics endpoint, so
+Prometheus and the dashboard's Grafana panels see them).
 Test: tests/pipeline/test_progress.py.
 """
 
@@ -32,10 +34,11 @@ class Progress:
     """
 
     def __init__(self, total: int, done: int = 0, kept: int = 0, every_s: float = 30.0,
-                 stage_rows: Callable[[], dict] | None = None, clock: Callable[[], float] = time.monotonic):
+                 stage_rows: Callable[[], dict] | None = None, clock: Callable[[], float] = time.monotonic,
+                 metrics: RayMetrics | None = None):
         self.total, self.done, self.kept, self.every_s = total, done, kept, every_s
         self.start_done, self.tokens, self.errors = done, 0, 0
-        self.stage_rows, self.clock = stage_rows, clock
+        self.stage_rows, self.clock, self.metrics = stage_rows, clock, metrics
         self.t0 = self.last = clock()
 
     def add(self, summary: dict) -> None:
@@ -47,6 +50,15 @@ class Progress:
         if self.clock() - self.last >= self.every_s:
             self.last = self.clock()
             log.info("%s", self.line())
+        elif self.metrics is not None:
+            self.metrics.update(self, None)
+
+    def rate(self) -> float:
+        return self.tokens / max(self.clock() - self.t0, 1e-9)
+
+    def eta_s(self) -> float | None:
+        made, left = self.done - self.start_done, self.total - self.done
+        return 0.0 if not left else (left * (self.clock() - self.t0) / made if made else None)
 
     def too_many_errors(self, max_share: float) -> bool:
         """More rows of this execution failed in a stage than `max_share` of those made (at least 2 failures:
@@ -54,14 +66,43 @@ class Progress:
         return self.errors > max(1.0, max_share * (self.done - self.start_done))
 
     def line(self) -> str:
-        elapsed = max(self.clock() - self.t0, 1e-9)
-        made = self.done - self.start_done
-        left = self.total - self.done
-        eta = _duration(left * elapsed / made) if made and left else ("0s" if not left else "?")
+        """The status line (and, with `metrics`, the same figures published)."""
+        eta = self.eta_s()
         text = (f"progress: {self.done:,}/{self.total:,} candidates ({100 * self.done / self.total:.0f}%), "
-                f"{self.kept:,} kept, {self.errors:,} failed, {self.tokens:,} tokens at {self.tokens / elapsed:.1f} tok/s, ETA {eta}")
-        if self.stage_rows is not None:
-            rows = self.stage_rows()
-            if rows:
-                text += " | " + ", ".join(f"{k} {v:,}" for k, v in rows.items())
+                f"{self.kept:,} kept, {self.errors:,} failed, {self.tokens:,} tokens at {self.rate():.1f} tok/s, "
+                f"ETA {'?' if eta is None else _duration(eta)}")
+        rows = self.stage_rows() if self.stage_rows is not None else {}
+        if rows:
+            text += " | " + ", ".join(f"{k} {v:,}" for k, v in rows.items())
+        if self.metrics is not None:
+            self.metrics.update(self, rows)
         return text
+
+
+class RayMetrics:
+    """The progress figures as Ray gauges tagged with the run's name: scalequest_candidates_total, _done, _kept,
+    _failed, _tokens, _tokens_per_s, _eta_s, and scalequest_stage_rows per stage (needs a connected Ray)."""
+
+    FIGURES = {
+        "candidates_total": "Candidates the run draws.", "candidates_done": "Candidates on disk.",
+        "kept": "Kept pairs on disk.", "failed": "Rows whose stage raised (this execution).",
+        "tokens": "Tokens generated (this execution).", "tokens_per_s": "Tokens generated per second.",
+        "eta_s": "Seconds left at the current rate.",
+    }
+
+    def __init__(self, run: str):
+        from ray.util.metrics import Gauge
+
+        self.tags = {"run": run}
+        self.gauges = {k: Gauge(f"scalequest_{k}", description=d, tag_keys=("run",)) for k, d in self.FIGURES.items()}
+        self.stages = Gauge("scalequest_stage_rows", description="Rows a stage has processed (this execution).",
+                            tag_keys=("run", "stage"))
+
+    def update(self, p: Progress, stage_rows: dict | None) -> None:
+        eta = p.eta_s()
+        values = dict(candidates_total=p.total, candidates_done=p.done, kept=p.kept, failed=p.errors,
+                      tokens=p.tokens, tokens_per_s=p.rate(), eta_s=-1.0 if eta is None else eta)
+        for k, v in values.items():
+            self.gauges[k].set(float(v), tags=self.tags)
+        for stage, rows in (stage_rows or {}).items():
+            self.stages.set(float(rows), tags={**self.tags, "stage": stage})

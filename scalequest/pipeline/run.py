@@ -137,7 +137,7 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
     from scalequest.pipeline.actors import RemoteSeenSet, SeenStore
     from scalequest.pipeline.build import CLIENT_CPUS, build_dataset
     from scalequest.pipeline.calibrate import difficulty_thresholds
-    from scalequest.pipeline.progress import Progress
+    from scalequest.pipeline.progress import Progress, RayMetrics
     from scalequest.pipeline.run_dir import DATA_DIR, THRESHOLD_FILE, resume_command
     from scalequest.pipeline.shards import WriteShards, dedup_hashes
 
@@ -150,7 +150,8 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
     ds = ds.map_batches(WriteShards(str(run_dir / DATA_DIR), token), batch_size=None, batch_format="pyarrow",
                         num_cpus=CLIENT_CPUS)
     progress = Progress(cfg.num_candidates, len(scan.ids), scan.kept, cfg.output.progress_every_s,
-                        lambda: {k: v["rows"] for k, v in ray.get(ledger.snapshot.remote()).items()})
+                        lambda: {k: v["rows"] for k, v in ray.get(ledger.snapshot.remote()).items()},
+                        metrics=RayMetrics(run_dir.name))
     for summary in ds.iter_batches(batch_size=None, batch_format="numpy"):
         progress.add(summary)
         if progress.too_many_errors(cfg.max_error_share):

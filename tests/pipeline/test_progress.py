@@ -1,4 +1,7 @@
-"""The status line: counts, rate and ETA from block summaries, on an injected clock."""
+"""The status line: counts, rate and ETA from block summaries, on an injected clock; the same figures as Ray
+gauges on the metrics endpoint."""
+
+import pytest
 
 from scalequest.pipeline.progress import Progress
 
@@ -50,3 +53,34 @@ def test_too_many_errors_needs_more_than_the_share_and_more_than_one():
     assert not p.too_many_errors(0.01)  # 2 of 200 = 1%: not above it
     p.add({**block(50, 0, 0), "errors": [2]})
     assert p.too_many_errors(0.01) and not p.too_many_errors(0.05)  # 4 of 250
+
+
+@pytest.mark.ray
+def test_progress_figures_reach_rays_metrics_endpoint():
+    import re
+    import time
+
+    import httpx
+    import ray
+
+    from scalequest.pipeline.progress import RayMetrics
+
+    ray.init(num_cpus=1, include_dashboard=False)
+    try:
+        p = Progress(100, done=10, kept=4, stage_rows=lambda: {"generate": 30}, metrics=RayMetrics("run-m"))
+        p.add(block(20, 6, 500))
+        p.line()
+        port = ray._private.worker._global_node.metrics_export_port
+        want = {"ray_scalequest_candidates_done": 30.0, "ray_scalequest_kept": 10.0, "ray_scalequest_tokens": 500.0,
+                "ray_scalequest_stage_rows": 30.0}
+        found, deadline = {}, time.time() + 60  # Ray exports every few seconds
+        while set(found) != set(want) and time.time() < deadline:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            for line in text.splitlines():
+                m = re.match(r'(ray_scalequest_\w+)\{[^}]*run="run-m"[^}]*\} ([\d.]+)', line)
+                if m and m.group(1) in want:
+                    found[m.group(1)] = float(m.group(2))
+            time.sleep(1)
+        assert found == want
+    finally:
+        ray.shutdown()
