@@ -103,10 +103,15 @@ class LanguageConfig(Strict):
     min_prose_words: int = Field(
         4, ge=0, description="Questions with fewer words of prose (math spans and LaTeX commands removed) are "
         "formula-dominated: fastText is unreliable on them, so they pass when the script rule passes.")
+    concurrency: int = Field(1, ge=1, description="Language-filter actors (fastText runs in each).")
 
 
 class DedupConfig(Strict):
     enabled: bool = Field(True, description="Drop exact duplicates (normalized text) within a run.")
+    concurrency: int = Field(1, ge=1, description="Dedup stage actors (they only ask the seen-set store).")
+    store_actors: int = Field(
+        1, ge=1, description="Actors holding the run's seen-question set, each a hash range of it (memory and "
+        "lookups spread over them; one copy of a question always lands on the same one).")
 
 
 class SolvabilityConfig(Strict):
@@ -143,6 +148,7 @@ class DifficultyConfig(Strict):
         "(for every generator but those with drop_easiest_share 0).")
     batch_size: int = Field(32, ge=1, description="Questions per scoring batch.")
     max_length: int = Field(512, ge=16, description="Token limit per question.")
+    concurrency: int = Field(1, ge=1, description="Difficulty-scorer actors (each loads the scorer).")
     num_cpus: float = Field(1.0, ge=0.0, description="Ray CPUs per scorer actor.")
     num_gpus: float = Field(0.0, ge=0.0, description="Ray GPUs per scorer actor.")
 
@@ -182,6 +188,7 @@ class RewardConfig(Strict):
     trust_remote_code: bool = Field(False, description="Run the reward repo's own code (required for internlm2).")
     batch_size: int = Field(8, ge=1, description="Questions (each with its n responses) per scoring batch.")
     max_length: int = Field(4096, ge=16, description="Token limit per question+response.")
+    concurrency: int = Field(1, ge=1, description="Reward actors (each loads the reward model).")
     num_cpus: float = Field(1.0, ge=0.0, description="Ray CPUs per reward actor.")
     num_gpus: float = Field(0.0, ge=0.0, description="Ray GPUs per reward actor.")
 

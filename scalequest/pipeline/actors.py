@@ -20,14 +20,36 @@ class SeenStore(SeenSet):
 
 
 class RemoteSeenSet:
-    def __init__(self, actor):
-        self.actor = actor
+    """The `SeenSet` interface over `SeenStore` actors, each holding one hash range (hash mod the actor count), so
+    the set grows past one actor's memory and lookups spread; every copy of a hash goes to the same actor, in
+    order, so "first seen" stays exact."""
+
+    def __init__(self, actors: list):
+        self.actors = actors
+
+    @classmethod
+    def start(cls, n: int = 1) -> RemoteSeenSet:
+        return cls([SeenStore.remote() for _ in range(n)])
+
+    def _parts(self, hashes) -> dict[int, list[int]]:
+        parts: dict[int, list[int]] = {}
+        for i, h in enumerate(hashes):
+            parts.setdefault(int(h[:12], 16) % len(self.actors), []).append(i)
+        return parts
 
     def first_seen(self, hashes):
-        return ray.get(self.actor.first_seen.remote(hashes))
+        hashes = list(hashes)
+        parts = self._parts(hashes)
+        answers = ray.get([self.actors[k].first_seen.remote([hashes[i] for i in idx]) for k, idx in parts.items()])
+        out = [False] * len(hashes)
+        for idx, part in zip(parts.values(), answers):
+            for i, first in zip(idx, part):
+                out[i] = first
+        return out
 
     def record(self, hashes):
-        ray.get(self.actor.record.remote(hashes))
+        hashes = list(hashes)
+        ray.get([self.actors[k].record.remote([hashes[i] for i in idx]) for k, idx in self._parts(hashes).items()])
 
 
 @ray.remote(num_cpus=0)

@@ -12,28 +12,16 @@ import ray
 from ray.data import ActorPoolStrategy
 
 from scalequest.engines.chat import ChatFormatter
-from scalequest.pipeline.actors import RemoteSeenSet, SeenStore, TimedStage
-from scalequest.stages.dedup import DropDuplicates
-from scalequest.stages.difficulty import DropEasiest, ScoreDifficulty
+from scalequest.pipeline.actors import RemoteSeenSet, TimedStage
+from scalequest.pipeline.plan import CLIENT_CPUS, STAGE_MEMORY, StageSpec, stage_plan, used_models
+from scalequest.stages.difficulty import DropEasiest
 from scalequest.stages.finalize import FinalizeRows
-from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions
+from scalequest.stages.generate_questions import AssignGenerators
 from scalequest.stages.generate_questions import generator_prefixes as stage_prefixes
-from scalequest.stages.language import FilterLanguage
-from scalequest.stages.responses import GenerateResponses
-from scalequest.stages.reward import ScoreResponses
 from scalequest.stages.select import SelectBest
-from scalequest.stages.solvability import JudgeSolvability
 
 log = logging.getLogger(__name__)
-
-CLIENT_CPUS = 0.1  # stage actors that only wait on an engine actor
-LANGUAGE_CPUS = 0.5  # fastText runs in the stage actor itself
-STAGE_MEMORY = 512 << 20  # what a stage actor holds (a tokenizer, fastText, batches); Ray Data warns when unset
-
-
-def used_models(cfg) -> set[str]:
-    return {g.model for g in cfg.generators} | {cfg.responses.model} | (
-        {cfg.solvability.model} if cfg.solvability.enabled else set())
+SCORED = ("generate", "language", "dedup", "solvability", "difficulty")  # the stages before any difficulty drop
 
 
 def formatter(cfg, name: str) -> ChatFormatter:
@@ -79,24 +67,34 @@ class DatasetBuilder:
             num_gpus=num_gpus or None, memory=STAGE_MEMORY, batch_format="numpy",
         )
 
-
-def reward_cpus(reward_cfg) -> float:
-    """Ray CPUs of the reward actor: the configured ones for a reward model, half a CPU for answer agreement."""
-    return reward_cfg.num_cpus if reward_cfg.kind != "agreement" else 0.5
+    def add_spec(self, ds, spec: StageSpec, kwargs: dict):
+        """`add` with the batch size, actors, calls and resources of a stage-plan entry."""
+        return self.add(ds, spec.name, spec.cls, kwargs, batch_size=spec.batch_size, concurrency=spec.actors,
+                        calls=spec.calls, num_cpus=spec.num_cpus, num_gpus=spec.num_gpus)
 
 
 def cpu_reservation(cfg) -> dict[str, float]:
     """Ray CPUs the pipeline holds at once, by part (what `start_engines` and `build_dataset` ask for): the engine
-    actors, the stage actors, and one CPU for Ray Data's read/write tasks. The run cannot progress on fewer."""
+    actors, the stage plan's actors, and one CPU for Ray Data's task stages and writes. The run cannot progress on
+    fewer."""
     engines = sum(cfg.models[m].num_cpus * cfg.models[m].replicas for m in used_models(cfg))
-    stages = CLIENT_CPUS * cfg.generate.concurrency + LANGUAGE_CPUS + CLIENT_CPUS  # generate, language, dedup
-    if cfg.solvability.enabled:
-        stages += CLIENT_CPUS * cfg.solvability.concurrency
-    if cfg.difficulty.model_path:
-        stages += cfg.difficulty.num_cpus
-    stages += CLIENT_CPUS * cfg.responses.concurrency + CLIENT_CPUS  # responses, select
-    stages += reward_cpus(cfg.reward)
+    stages = sum(spec.num_cpus * spec.actors for spec in stage_plan(cfg))
     return {"engines": engines, "stage actors": round(stages, 2), "read/write tasks": 1.0}
+
+
+def stage_kwargs(cfg, engines: dict, prefixes: dict, seen) -> dict:
+    """Stage name → a function making that stage's constructor keywords (engines are the shared clients)."""
+    s, r = cfg.solvability, cfg.responses
+    return {
+        "generate": lambda: dict(engines={g.name: engines[g.model] for g in cfg.generators}, prefixes=prefixes,
+                                 samplings={g.name: g.sampling for g in cfg.generators}),
+        "language": lambda: dict(cfg=cfg.language),
+        "dedup": lambda: dict(enabled=cfg.dedup.enabled, store=seen),
+        "solvability": lambda: dict(cfg=s, engine=engines[s.model], formatter=formatter(cfg, s.model)),
+        "difficulty": lambda: dict(cfg=cfg.difficulty),
+        "responses": lambda: dict(cfg=r, engine=engines[r.model], formatter=formatter(cfg, r.model)),
+        "reward": lambda: dict(cfg=cfg.reward, num_samples=r.n),
+    }
 
 
 def generator_prefixes(cfg) -> dict[str, tuple[str, list[str]]]:
@@ -122,58 +120,50 @@ def id_dataset(ids, block_rows: int):
 def question_dataset(cfg, engines: dict, ledger, prefixes: dict | None = None, ids=None):
     """The front of the pipeline: ids (default 0..num_candidates-1) → AssignGenerators → GenerateQuestions (one
     row per candidate, with its question or reject reason). `bench/generation_throughput.py` times exactly this."""
-    import numpy as np
-
-    b = DatasetBuilder(ledger)
-    prefixes = prefixes or generator_prefixes(cfg)
-    gen_batch = cfg.generate.batch_size
-    ds = id_dataset(np.arange(cfg.num_candidates, dtype=np.int64) if ids is None else ids, gen_batch)
-    ds = ds.map_batches(AssignGenerators(cfg.generators, cfg.seed), batch_size=gen_batch, num_cpus=CLIENT_CPUS,
-                        batch_format="numpy")
-    return b.add(ds, "generate", GenerateQuestions, dict(
-        engines={g.name: engines[g.model] for g in cfg.generators}, prefixes=prefixes,
-        samplings={g.name: g.sampling for g in cfg.generators}), batch_size=gen_batch,
-        concurrency=cfg.generate.concurrency, calls=cfg.generate.calls_per_actor)
+    return _front(cfg, engines, ledger, prefixes or generator_prefixes(cfg), ids, None, ("generate",))
 
 
 def scored_dataset(cfg, engines: dict, ledger, ids=None, seen=None, prefixes: dict | None = None):
     """ids → assign → generate → language → dedup → [solvability] → [difficulty score]: every stage before any
     row is dropped by difficulty (the calibration pass runs exactly this). `seen`: the dedup store (a
     `RemoteSeenSet`; a new, empty one by default)."""
+    return _front(cfg, engines, ledger, prefixes or generator_prefixes(cfg), ids, seen, SCORED)
+
+
+def _front(cfg, engines, ledger, prefixes, ids, seen, names):
+    import numpy as np
+
     b = DatasetBuilder(ledger)
-    ds = question_dataset(cfg, engines, ledger, prefixes or generator_prefixes(cfg), ids)
-    # CPU-light stages take whole blocks (batch_size=None) so they never merge blocks the LLM stages split over
-    ds = b.add(ds, "language", FilterLanguage, dict(cfg=cfg.language), batch_size=None, num_cpus=LANGUAGE_CPUS)
-    seen = seen or RemoteSeenSet(SeenStore.remote())
-    ds = b.add(ds, "dedup", DropDuplicates, dict(enabled=cfg.dedup.enabled, store=seen), batch_size=None)
-    if cfg.solvability.enabled:
-        s = cfg.solvability
-        ds = b.add(ds, "solvability", JudgeSolvability, dict(cfg=s, engine=engines[s.model],
-                   formatter=formatter(cfg, s.model)), batch_size=s.batch_size, concurrency=s.concurrency,
-                   calls=s.calls_per_actor)
-    d = cfg.difficulty
-    if d.model_path:
-        ds = b.add(ds, "difficulty", ScoreDifficulty, dict(cfg=d), batch_size=d.batch_size,
-                   num_cpus=d.num_cpus, num_gpus=d.num_gpus)
+    gen_batch = cfg.generate.batch_size
+    ds = id_dataset(np.arange(cfg.num_candidates, dtype=np.int64) if ids is None else ids, gen_batch)
+    ds = ds.map_batches(AssignGenerators(cfg.generators, cfg.seed), batch_size=gen_batch, num_cpus=CLIENT_CPUS,
+                        batch_format="numpy")
+    kwargs = stage_kwargs(cfg, engines, prefixes, seen or _new_seen(cfg))
+    for spec in stage_plan(cfg):
+        if spec.name in names:
+            ds = b.add_spec(ds, spec, kwargs[spec.name]())
     return ds
 
 
+def _new_seen(cfg):
+    return RemoteSeenSet.start(cfg.dedup.store_actors) if cfg.dedup.enabled else None
+
+
 def build_dataset(cfg, engines: dict, ledger, ids=None, seen=None, thresholds: dict | None = None):
-    """The lazy, streaming Dataset of finalized rows for `ids` (default: all candidates). `thresholds`: per
-    generator, the difficulty below which questions are dropped (`scalequest.pipeline.calibrate`)."""
+    """The lazy, streaming Dataset of finalized rows for `ids` (default: all candidates), wired from the stage
+    plan. `thresholds`: per generator, the difficulty below which questions are dropped
+    (`scalequest.pipeline.calibrate`)."""
     b = DatasetBuilder(ledger)
     prefixes = generator_prefixes(cfg)
+    seen = seen or _new_seen(cfg)
     ds = scored_dataset(cfg, engines, ledger, ids, seen, prefixes)
     if cfg.difficulty.model_path:
         ds = ds.map_batches(DropEasiest(thresholds or {}), batch_size=None, batch_format="numpy",
                             num_cpus=CLIENT_CPUS)
-    r = cfg.responses
-    ds = b.add(ds, "responses", GenerateResponses, dict(cfg=r, engine=engines[r.model],
-               formatter=formatter(cfg, r.model)), batch_size=r.batch_size, concurrency=r.concurrency,
-               calls=r.calls_per_actor)
-    w = cfg.reward
-    ds = b.add(ds, "reward", ScoreResponses, dict(cfg=w, num_samples=r.n), batch_size=w.batch_size,
-               num_cpus=reward_cpus(w), num_gpus=w.num_gpus)
-    ds = b.add(ds, "select", SelectBest, {}, batch_size=None)
+    kwargs = stage_kwargs(cfg, engines, prefixes, seen)
+    for spec in stage_plan(cfg):
+        if spec.name not in SCORED:
+            ds = b.add_spec(ds, spec, kwargs[spec.name]())
+    ds = ds.map_batches(SelectBest(), batch_size=None, batch_format="numpy", num_cpus=CLIENT_CPUS)
     per_gen, common = provenance(cfg, prefixes)
     return ds.map_batches(FinalizeRows(per_gen, common), batch_size=None, num_cpus=CLIENT_CPUS, batch_format="numpy")

@@ -22,7 +22,7 @@ PAPER = {"gpu_hours_per_1m": 522.9, "usd_per_1m": 680.8, "hardware": "A100"}
 
 def record_execution(run_dir: Path, cfg, engine_wall_s: float, made: int) -> None:
     """Append this execution's engine time (engines from start-up to the end of streaming) to the run folder."""
-    from scalequest.pipeline.build import used_models
+    from scalequest.pipeline.plan import used_models
 
     models = {m: cfg.models[m] for m in sorted(used_models(cfg))}
     record = {

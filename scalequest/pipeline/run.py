@@ -94,7 +94,7 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
     import ray
 
     from scalequest.pipeline.actors import StageLedger
-    from scalequest.pipeline.build import used_models
+    from scalequest.pipeline.plan import used_models
     from scalequest.pipeline.cost import cost_of, record_execution
     from scalequest.pipeline.engine_pool import start_engines
     from scalequest.pipeline.report import build_report, render_text, write_report
@@ -134,14 +134,15 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
     """Stream `todo` through the pipeline into shards, printing the status line; stop past max_error_share."""
     import ray
 
-    from scalequest.pipeline.actors import RemoteSeenSet, SeenStore
-    from scalequest.pipeline.build import CLIENT_CPUS, build_dataset
+    from scalequest.pipeline.actors import RemoteSeenSet
+    from scalequest.pipeline.build import build_dataset
+    from scalequest.pipeline.plan import CLIENT_CPUS
     from scalequest.pipeline.calibrate import difficulty_thresholds
     from scalequest.pipeline.progress import Progress, RayMetrics
     from scalequest.pipeline.run_dir import DATA_DIR, THRESHOLD_FILE, resume_command
     from scalequest.pipeline.shards import WriteShards, dedup_hashes
 
-    seen = RemoteSeenSet(SeenStore.remote())
+    seen = RemoteSeenSet.start(cfg.dedup.store_actors)
     for hashes in dedup_hashes(scan.files):  # a question kept before a stop still blocks its duplicates
         seen.record(hashes)
     thresholds = (difficulty_thresholds(cfg, engines, todo, run_dir / THRESHOLD_FILE)

@@ -29,6 +29,9 @@ class SeenSet:
         """Add hashes seen before (a resumed run's shards) without asking about them."""
         self.seen.update(hashes)
 
+    def size(self) -> int:
+        return len(self.seen)
+
 
 class DropDuplicates:
     """Reject a question whose normalized text was already seen in this run."""

@@ -194,3 +194,18 @@ def test_stage_that_raises_on_chosen_rows_rejects_them_and_keeps_the_rest(local_
     assert [r["reject_reason"] for r in failed] == ["error: ValueError: cannot handle [3]",
                                                     "error: ValueError: cannot handle [11]"]
     assert all(r["ok"] for r in rows if not r["reject_reason"])
+
+
+def test_seen_set_split_over_store_actors_stays_exact(local_ray):
+    from scalequest.mathcheck import question_hash
+    from scalequest.pipeline.actors import RemoteSeenSet
+    from scalequest.stages.dedup import SeenSet
+
+    hashes = [question_hash(f"What is {i % 30} + 1?") for i in range(90)]  # each question three times
+    remote, local = RemoteSeenSet.start(3), SeenSet()
+    remote.record(hashes[:5])
+    local.record(hashes[:5])
+    for i in range(0, 90, 20):  # batches that mix new questions, repeats within a batch and earlier ones
+        assert remote.first_seen(hashes[i:i + 20]) == local.first_seen(hashes[i:i + 20])
+    sizes = local_ray.get([a.size.remote() for a in remote.actors])
+    assert sum(sizes) == 30 and min(sizes) > 0  # every question once, spread over the three actors

@@ -1,0 +1,40 @@
+"""The stage plan: one declaration that build_dataset wires, cpu_reservation sums and used_models reads; every
+actor stage's count comes from the config."""
+
+import pytest
+
+from scalequest.config import load_config
+from scalequest.pipeline.build import cpu_reservation
+from scalequest.pipeline.plan import stage_plan, used_models
+
+
+def test_plan_lists_the_actor_stages_in_order_with_optional_ones_when_enabled():
+    assert [s.name for s in stage_plan(load_config("tiny"))] == [
+        "generate", "language", "dedup", "solvability", "responses", "reward"]
+    cfg = load_config("tiny", ["solvability.enabled=false", "difficulty.model_path=x"])
+    assert [s.name for s in stage_plan(cfg)] == ["generate", "language", "dedup", "difficulty", "responses", "reward"]
+
+
+@pytest.mark.parametrize("key, stage", [
+    ("generate.concurrency", "generate"), ("language.concurrency", "language"), ("dedup.concurrency", "dedup"),
+    ("solvability.concurrency", "solvability"), ("difficulty.concurrency", "difficulty"),
+    ("responses.concurrency", "responses"), ("reward.concurrency", "reward"),
+])
+def test_every_actor_stage_count_comes_from_the_config(key, stage):
+    cfg = load_config("tiny", [f"{key}=3", "difficulty.model_path=x"])
+    assert {s.name: s.actors for s in stage_plan(cfg)}[stage] == 3
+
+
+def test_cpu_reservation_sums_the_plan_and_the_engines_of_the_models_it_names():
+    cfg = load_config("tiny", ["language.concurrency=2", "models.smollm2.replicas=2"])
+    need = cpu_reservation(cfg)
+    assert need["stage actors"] == pytest.approx(sum(s.num_cpus * s.actors for s in stage_plan(cfg)))
+    assert need["engines"] == 2.0 and used_models(cfg) == {"smollm2"}
+    assert cpu_reservation(load_config("tiny"))["stage actors"] == pytest.approx(need["stage actors"] - 0.5)
+
+
+def test_judge_model_is_used_only_while_the_judge_runs():
+    cfg = load_config("tiny", ["models.judge={path: x}", "solvability.model=judge"])
+    assert used_models(cfg) == {"smollm2", "judge"}
+    assert used_models(cfg.model_copy(update={"solvability": cfg.solvability.model_copy(
+        update={"enabled": False})})) == {"smollm2"}
