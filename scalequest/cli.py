@@ -19,8 +19,6 @@ def _config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def cmd_synthesize(args) -> int:
-    import signal
-
     from scalequest.config import load_config
     from scalequest.errors import ConfigError
     from scalequest.pipeline.run import run_synthesis
@@ -29,7 +27,7 @@ def cmd_synthesize(args) -> int:
     if args.config is None and args.resume is None:
         raise ConfigError("synthesize: pass --config (tiny, paper or a YAML path), or --resume RUN_DIR")
     cfg = load_config(args.config or Path(args.resume) / CONFIG_FILE, args.overrides)
-    signal.signal(signal.SIGTERM, _interrupt)  # `ray job stop`, a scheduler's stop: end as cleanly as Ctrl-C
+    _stop_on_signals()
     run_dir = run_synthesis(cfg, args.resume)
     print(f"\n{(run_dir / 'summary.txt').read_text()}")
     print(f"kept pairs:     {run_dir / 'data' / 'status=kept'}")
@@ -42,9 +40,16 @@ def _interrupt(_signum, _frame):
     raise KeyboardInterrupt
 
 
-def cmd_serve(args) -> int:
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM (`ray job stop`, a scheduler) both end a long command cleanly. SIGINT is set explicitly:
+    a process started in the background by a non-interactive shell inherits SIGINT ignored."""
     import signal
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def cmd_serve(args) -> int:
     import yaml
 
     from scalequest.config import load_config
@@ -56,7 +61,7 @@ def cmd_serve(args) -> int:
         out.write_text(yaml.safe_dump(serve_config(cfg, args.config, args.overrides), sort_keys=False))
         print(f"Serve config: {out}  (deploy with: serve deploy {out})")
         return 0
-    signal.signal(signal.SIGTERM, _interrupt)
+    _stop_on_signals()
     run_serve(cfg, blocking=True)
     return 0
 

@@ -131,14 +131,59 @@ def kill_vllm_under():
 
 @pytest.fixture
 def no_shm_left():
-    """`check()`: fails when a /dev/shm/psm_* segment made since the fixture started is left unmapped (leaked)."""
-    from scalequest.runtime import mapped_paths, shm_segments
+    """Watches the /dev/shm/psm_* segments that a run's processes map, and fails if any outlives the run.
 
-    before = shm_segments()
+    `no_shm_left.watch(root_pid, ray_only)` starts sampling, every 0.5 s in a thread, the segments mapped by the
+    descendants of `root_pid` (only Ray worker processes and their children when `ray_only`: this test process
+    also holds the session's in-process engine); `no_shm_left()` stops and checks. Segments other processes on the
+    machine make (a parallel test run) are not this run's and are ignored.
+    """
+    import threading
 
-    def check():
-        new = shm_segments() - before
-        leaked = sorted(str(p) for p in new if str(p) not in mapped_paths())
-        assert not leaked, f"shared-memory segments left behind: {leaked}"
+    import psutil
 
-    return check
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def sample(root: int, ray_only: bool) -> None:
+        while not stop.is_set():
+            try:
+                procs = psutil.Process(root).children(recursive=True)
+            except psutil.Error:
+                procs = []
+            if ray_only:
+                tops = [p for p in procs if _cmd(p).startswith("ray::")]
+                procs = tops + [c for p in tops for c in _children(p)]
+            for p in procs:
+                try:
+                    seen.update(m.path for m in p.memory_maps(grouped=True) if m.path.startswith("/dev/shm/psm_"))
+                except psutil.Error:
+                    continue
+            stop.wait(0.5)
+
+    class Check:
+        def watch(self, root_pid: int | None = None, ray_only: bool = False) -> None:
+            threading.Thread(target=sample, args=(root_pid or os.getpid(), ray_only), daemon=True).start()
+
+        def __call__(self) -> None:
+            stop.set()
+            assert seen, "no vLLM shared-memory segment was seen: the watch did not cover the run"
+            left = sorted(p for p in seen if os.path.exists(p))
+            assert not left, f"shared-memory segments left behind: {left}"
+
+    yield Check()
+    stop.set()
+
+
+def _cmd(proc) -> str:
+    try:
+        return " ".join(proc.cmdline())
+    except Exception:  # noqa: BLE001 - gone or not ours
+        return ""
+
+
+def _children(proc) -> list:
+    try:
+        return proc.children(recursive=True)
+    except Exception:  # noqa: BLE001
+        return []

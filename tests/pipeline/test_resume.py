@@ -140,6 +140,7 @@ def test_ctrl_c_stops_cleanly_prints_the_resume_command_and_leaves_nothing(tiny_
                                                                            no_shm_left):
     out = tmp_path / "runs"
     run = synthesize("--config", "tiny", *run_overrides(tiny_llm, tiny_scorer_model, out), log=tmp_path / "1.log")
+    no_shm_left.watch(run.pid)
     try:
         deadline = time.time() + 600
         while not shards(out) and time.time() < deadline and run.poll() is None:

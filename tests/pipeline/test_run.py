@@ -52,6 +52,7 @@ def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_sco
         "responses.n=2", "responses.sampling.max_tokens=8", "responses.force_answer=false", "ray.num_cpus=8",
         f"difficulty.model_path={tiny_scorer_model}", "difficulty.drop_easiest_share=0.5",
     ])
+    no_shm_left.watch(ray_only=True)
     run_dir = run_synthesis(cfg)
     no_shm_left()
 

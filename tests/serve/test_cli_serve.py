@@ -30,6 +30,7 @@ def test_scalequest_serve_runs_locally_until_interrupted(serve_overrides, api_to
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "scalequest.cli", "serve", "--config", "tiny",
                                  *overrides(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    no_shm_left.watch(proc.pid)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 300

