@@ -27,7 +27,7 @@ from scalequest.errors import ConfigError
 from scalequest.pipeline.run import run_synthesis
 from scalequest.pipeline.run_dir import new_run_dir
 
-N = 48
+N = 96
 STOPS = list(string.ascii_letters) + ["\ufffd"]  # a random model only ends a "question" on these
 
 
@@ -36,9 +36,11 @@ def run_overrides(tiny_llm, tiny_scorer_model, out: Path) -> list[str]:
             f"generators.0.sampling.stop={json.dumps(STOPS)}", "generators.0.sampling.max_tokens=16",
             "language.enabled=false", "solvability.enabled=false", "responses.n=2",
             "responses.sampling.max_tokens=96", "responses.force_answer=false", "ray.num_cpus=8",
-            # one block at a time through the solver, ~1 s each: the kill lands while shards are being written
-            "generate.batch_size=4", "responses.batch_size=4", "responses.concurrency=1",
-            "responses.calls_per_actor=1", f"difficulty.model_path={tiny_scorer_model}",
+            # one block at a time through a solver that decodes 4 sequences at a time: on a quiet machine the
+            # shards still take ~10 s to appear, so the kill lands while they are being written
+            "generate.batch_size=8", "responses.batch_size=8", "responses.concurrency=1",
+            "responses.calls_per_actor=1", "models.smollm2.max_num_seqs=4",
+            f"difficulty.model_path={tiny_scorer_model}",
             "difficulty.drop_easiest_share=0.5", "output.progress_every_s=1"]
 
 
@@ -95,9 +97,9 @@ def test_run_killed_with_sigkill_resumes_to_every_id_exactly_once(tiny_llm, tiny
     finally:
         _kill(orphans)
     log = (tmp_path / "2.log").read_text()
-    resumed = int(re.search(r"resuming: (\d+) of 48 candidates on disk, (\d+) to make", log).group(1))
+    resumed = int(re.search(rf"resuming: (\d+) of {N} candidates on disk, (\d+) to make", log).group(1))
     assert on_disk <= resumed < N, log[-3000:]
-    assert "progress: 48/48 candidates (100%)" in log
+    assert f"progress: {N}/{N} candidates (100%)" in log
 
     rows = pq.read_table(run_dir / "data").to_pylist()
     ids = sorted(r["id"] for r in rows)
