@@ -77,9 +77,11 @@ def mapped_paths() -> set[str]:
 
 
 def release_vllm_shm(min_age_s: float = 0.0, only: set[Path] | None = None) -> list[Path]:
-    """Unlink /dev/shm/psm_* segments that no live process maps and that are at least `min_age_s` old (a segment
-    is mapped right after it is made; the age guards that instant). `only` limits it to those paths. vLLM's
-    engines leave 160-250 MB of them after every shutdown; a killed run leaves its own. Returns what it removed."""
+    """Unlink this user's /dev/shm/psm_* segments that no live process maps and that are at least `min_age_s` old
+    (a segment is mapped right after it is made; the age guards that instant). `only` limits it to those paths.
+    vLLM's engines leave 160-250 MB of them after every shutdown; a killed run leaves its own. Caveat: psm_ is
+    Python's prefix for every `multiprocessing.shared_memory` segment, so an unmapped one another program of this
+    user keeps on purpose would go too. Returns what it removed."""
     now, removed = time.time(), []
     candidates = [p for p in SHM_DIR.glob(SHM_PATTERN) if only is None or p in only]
     if not candidates:
@@ -87,7 +89,8 @@ def release_vllm_shm(min_age_s: float = 0.0, only: set[Path] | None = None) -> l
     in_use = mapped_paths()
     for seg in candidates:
         try:
-            if str(seg) in in_use or now - seg.stat().st_mtime < min_age_s:
+            st = seg.stat()
+            if str(seg) in in_use or now - st.st_mtime < min_age_s or st.st_uid != os.getuid():
                 continue
             seg.unlink()
             removed.append(seg)
