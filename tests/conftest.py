@@ -3,7 +3,6 @@ for the session, the shared data folder, and clean-up of the /dev/shm segments v
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 from pathlib import Path
@@ -31,22 +30,12 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def _session_env(tmp_path_factory):
     os.environ.setdefault("VLLM_CACHE_ROOT", str(tmp_path_factory.mktemp("vllm-cache")))
-    before = set(glob.glob("/dev/shm/psm_*"))
+    from scalequest.runtime import release_vllm_shm, shm_segments
+
+    before = shm_segments()
     yield
-    for seg in set(glob.glob("/dev/shm/psm_*")) - before:  # vLLM engines leave these after shutdown
-        if not _in_use(seg):  # another process (a parallel test run) may still hold it
-            Path(seg).unlink(missing_ok=True)
-
-
-def _in_use(path: str) -> bool:
-    name = os.path.basename(path)
-    for maps in glob.glob("/proc/[0-9]*/maps"):
-        try:
-            if name in Path(maps).read_text():
-                return True
-        except OSError:
-            continue
-    return False
+    # vLLM engines leave these after shutdown; one a parallel test run still maps is kept
+    release_vllm_shm(only=shm_segments() - before)
 
 
 @pytest.fixture(scope="session")

@@ -138,7 +138,9 @@ def _front(cfg, engines, ledger, prefixes, ids, seen, names):
     ds = id_dataset(np.arange(cfg.num_candidates, dtype=np.int64) if ids is None else ids, gen_batch)
     ds = ds.map_batches(AssignGenerators(cfg.generators, cfg.seed), batch_size=gen_batch, num_cpus=CLIENT_CPUS,
                         batch_format="numpy")
-    kwargs = stage_kwargs(cfg, engines, prefixes, seen or _new_seen(cfg))
+    if "dedup" in names:
+        seen = seen or _new_seen(cfg)
+    kwargs = stage_kwargs(cfg, engines, prefixes, seen)
     for spec in stage_plan(cfg):
         if spec.name in names:
             ds = b.add_spec(ds, spec, kwargs[spec.name]())

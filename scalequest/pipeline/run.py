@@ -78,7 +78,9 @@ def run_synthesis(cfg, resume: Path | str | None = None) -> Path:
     finally:
         stop_engines(engines)
         if started:
-            ray_shutdown()
+            import ray
+
+            ray.shutdown()
         release_vllm_shm(only=shm_segments() - shm_before)
     if interrupted is not None:
         from scalequest.pipeline.run_dir import resume_command
@@ -94,9 +96,9 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
     import ray
 
     from scalequest.pipeline.actors import StageLedger
-    from scalequest.pipeline.plan import used_models
     from scalequest.pipeline.cost import cost_of, record_execution
     from scalequest.pipeline.engine_pool import start_engines
+    from scalequest.pipeline.plan import used_models
     from scalequest.pipeline.report import build_report, render_text, write_report
     from scalequest.pipeline.run_dir import DATA_DIR
     from scalequest.pipeline.shards import claim, remaining_ids, scan_shards
@@ -136,15 +138,15 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
 
     from scalequest.pipeline.actors import RemoteSeenSet
     from scalequest.pipeline.build import build_dataset
-    from scalequest.pipeline.plan import CLIENT_CPUS
     from scalequest.pipeline.calibrate import difficulty_thresholds
+    from scalequest.pipeline.plan import CLIENT_CPUS
     from scalequest.pipeline.progress import Progress, RayMetrics
     from scalequest.pipeline.run_dir import DATA_DIR, THRESHOLD_FILE, resume_command
     from scalequest.pipeline.shards import WriteShards, dedup_hashes
 
-    seen = RemoteSeenSet.start(cfg.dedup.store_actors)
-    for hashes in dedup_hashes(scan.files):  # a question kept before a stop still blocks its duplicates
-        seen.record(hashes)
+    seen = RemoteSeenSet.start(cfg.dedup.store_actors) if cfg.dedup.enabled else None
+    for hashes in dedup_hashes(scan.files) if seen else ():  # a question kept before a stop still blocks its
+        seen.record(hashes)                                   # duplicates after it
     thresholds = (difficulty_thresholds(cfg, engines, todo, run_dir / THRESHOLD_FILE)
                   if cfg.difficulty.model_path else None)
     ds = build_dataset(cfg, engines, ledger, todo, seen, thresholds)
@@ -163,8 +165,3 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
                 f"max_error_share to accept them)")
     log.info("%s", progress.line())
 
-
-def ray_shutdown() -> None:
-    import ray
-
-    ray.shutdown()
