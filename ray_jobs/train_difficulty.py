@@ -1,15 +1,20 @@
 """`ray job submit --working-dir . -- python ray_jobs/train_difficulty.py --config paper [key=value ...]`
 
-Trains the difficulty scorer (`train.difficulty`) on Ray Train. Fail-rate labels are sampled in this driver process
-(an in-process vLLM solver): with `label_source: fail_rate`, add `--entrypoint-num-gpus 1` to the submit command.
+Joins the cluster the job runs on (ray.address=auto) and runs difficulty-scorer training (`train.difficulty`) on Ray Train.
 """
 
 import sys
 
-from scalequest.cli import main
+from scalequest.entry import job_args, run_job
+
+
+def train(argv: list[str]) -> None:
+    from scalequest.config import load_config
+    from scalequest.train.difficulty import run_difficulty
+
+    args = job_args(__doc__, argv)
+    print(f"difficulty scorer: {run_difficulty(load_config(args.config, args.overrides))}")
+
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if not any(a.startswith("ray.address=") for a in args):
-        args.append("ray.address=auto")
-    sys.exit(main(["train", "difficulty", *args]))
+    sys.exit(run_job(lambda: train(sys.argv[1:])))

@@ -5,10 +5,16 @@ Joins the cluster the job runs on (ray.address=auto) and runs question fine-tuni
 
 import sys
 
-from scalequest.cli import main
+from scalequest.entry import job_args, run_job
+
+
+def train(argv: list[str]) -> None:
+    from scalequest.config import load_config
+    from scalequest.train.qft import run_qft
+
+    args = job_args(__doc__, argv)
+    print(f"QFT generator: {run_qft(load_config(args.config, args.overrides))}")
+
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if not any(a.startswith("ray.address=") for a in args):
-        args.append("ray.address=auto")
-    sys.exit(main(["train", "qft", *args]))
+    sys.exit(run_job(lambda: train(sys.argv[1:])))

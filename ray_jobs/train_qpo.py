@@ -1,15 +1,21 @@
-"""`ray job submit --working-dir . --entrypoint-num-gpus 1 -- python ray_jobs/train_qpo.py --config paper [key=value ...]`
+"""`ray job submit --working-dir . -- python ray_jobs/train_qpo.py --config paper [key=value ...]`
 
-Runs QPO (`train.qpo`): the preference data is built in this driver process (in-process vLLM engines for the QFT
-model and a local optimizer / judge, so give the entrypoint a GPU), then DPO runs on Ray Train on the cluster.
+Joins the cluster the job runs on (ray.address=auto) and runs question preference
+optimization (`train.qpo`: rewrite → pairs → DPO) on Ray Train.
 """
 
 import sys
 
-from scalequest.cli import main
+from scalequest.entry import job_args, run_job
+
+
+def train(argv: list[str]) -> None:
+    from scalequest.config import load_config
+    from scalequest.train.qpo import run_qpo
+
+    args = job_args(__doc__, argv)
+    print(f"QPO generator: {run_qpo(load_config(args.config, args.overrides))}")
+
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if not any(a.startswith("ray.address=") for a in args):
-        args.append("ray.address=auto")
-    sys.exit(main(["train", "qpo", *args]))
+    sys.exit(run_job(lambda: train(sys.argv[1:])))

@@ -6,47 +6,21 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from scalequest.errors import RunInterrupted, ScaleQuestError
-
-
-def _config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--config", required=required, help="YAML path or packaged name: tiny, paper")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. num_candidates=50")
+from scalequest.entry import add_config_args as _config_args
+from scalequest.entry import configure_logging, run_command, stop_on_signals
 
 
 def cmd_synthesize(args) -> int:
-    from scalequest.config import load_config
-    from scalequest.errors import ConfigError
     from scalequest.pipeline.run import run_synthesis
-    from scalequest.pipeline.run_dir import CONFIG_FILE
+    from scalequest.pipeline.run_dir import outcome, run_config
 
-    if args.config is None and args.resume is None:
-        raise ConfigError("synthesize: pass --config (tiny, paper or a YAML path), or --resume RUN_DIR")
-    cfg = load_config(args.config or Path(args.resume) / CONFIG_FILE, args.overrides)
-    _stop_on_signals()
-    run_dir = run_synthesis(cfg, args.resume)
-    print(f"\n{(run_dir / 'summary.txt').read_text()}")
-    print(f"kept pairs:     {run_dir / 'data' / 'status=kept'}")
-    print(f"rejected rows:  {run_dir / 'data' / 'status=rejected'}")
-    print(f"report:         {run_dir / 'summary.json'}")
+    cfg = run_config(args.config, args.resume, args.overrides)
+    stop_on_signals()
+    print(outcome(run_synthesis(cfg, args.resume)))
     return 0
-
-
-def _interrupt(_signum, _frame):
-    raise KeyboardInterrupt
-
-
-def _stop_on_signals() -> None:
-    """Ctrl-C and SIGTERM (`ray job stop`, a scheduler) both end a long command cleanly. SIGINT is set explicitly:
-    a process started in the background by a non-interactive shell inherits SIGINT ignored."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def cmd_serve(args) -> int:
@@ -61,7 +35,7 @@ def cmd_serve(args) -> int:
         out.write_text(yaml.safe_dump(serve_config(cfg, args.config, args.overrides), sort_keys=False))
         print(f"Serve config: {out}  (deploy with: serve deploy {out})")
         return 0
-    _stop_on_signals()
+    stop_on_signals()
     run_serve(cfg, blocking=True)
     return 0
 
@@ -169,16 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except RunInterrupted as exc:
-        print(f"interrupted: {exc}", file=sys.stderr)
-        return 130
-    except ScaleQuestError as exc:
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    configure_logging(args.verbose)
+    return run_command(lambda: args.func(args))
 
 
 if __name__ == "__main__":

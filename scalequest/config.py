@@ -53,7 +53,22 @@ class ModelConfig(Strict):
         "flight are retried on the new engine); past that the run fails and names this key.")
 
 
-class GenerateConfig(Strict):
+class ActorStage(Strict):
+    """What every actor stage of the plan (scalequest.pipeline.plan) shares: the autoscaling bound of its pool."""
+
+    max_concurrency: int | None = Field(
+        None, ge=1, description="Autoscaling bound: Ray Data grows this stage's actor pool from `concurrency` up to "
+        "this many while its input queues and CPUs are free (none = a fixed pool of `concurrency`).")
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self):
+        if self.max_concurrency is not None and self.max_concurrency < self.concurrency:
+            raise ValueError(f"max_concurrency {self.max_concurrency} is below concurrency {self.concurrency}: "
+                             f"set it to {self.concurrency} or more, or leave it unset for a fixed pool")
+        return self
+
+
+class GenerateConfig(ActorStage):
     batch_size: int = Field(
         64, ge=1,
         description="Candidates per block and per engine request. Blocks keep this size downstream, so keep it at or "
@@ -95,7 +110,7 @@ class GeneratorConfig(Strict):
         return self
 
 
-class LanguageConfig(Strict):
+class LanguageConfig(ActorStage):
     enabled: bool = Field(True, description="Run the English filter.")
     min_score: float = Field(0.3, ge=0.0, le=1.0, description="Least fastText confidence for English (on the prose; "
                              "0.3 rejects 0.2% of MATH train, 0.5 rejects 2%).")
@@ -106,7 +121,7 @@ class LanguageConfig(Strict):
     concurrency: int = Field(1, ge=1, description="Language-filter actors (fastText runs in each).")
 
 
-class DedupConfig(Strict):
+class DedupConfig(ActorStage):
     enabled: bool = Field(True, description="Drop exact duplicates (normalized text) within a run.")
     concurrency: int = Field(1, ge=1, description="Dedup stage actors (they only ask the seen-set store).")
     store_actors: int = Field(
@@ -114,7 +129,7 @@ class DedupConfig(Strict):
         "lookups spread over them; one copy of a question always lands on the same one).")
 
 
-class SolvabilityConfig(Strict):
+class SolvabilityConfig(ActorStage):
     enabled: bool = Field(True, description="Ask the judge whether each question is a solvable math problem.")
     model: str = Field(description="Key into `models` for the judge.")
     sampling: SamplingConfig = Field(
@@ -133,7 +148,7 @@ class SolvabilityConfig(Strict):
         "concurrency × calls_per_actor; keep that at or above the engine's max_num_seqs so it never idles.")
 
 
-class DifficultyConfig(Strict):
+class DifficultyConfig(ActorStage):
     model_path: str | None = Field(None, description="HF sequence-regression folder; none = stage skipped.")
     trust_remote_code: bool = Field(False, description="Run the scorer repo's own code.")
     drop_easiest_share: float = Field(
@@ -153,7 +168,7 @@ class DifficultyConfig(Strict):
     num_gpus: float = Field(0.0, ge=0.0, description="Ray GPUs per scorer actor.")
 
 
-class ResponsesConfig(Strict):
+class ResponsesConfig(ActorStage):
     model: str = Field(description="Key into `models` for the solver.")
     n: int = Field(5, ge=1, le=64, description="Responses per question.")
     instruction: str = Field(
@@ -177,7 +192,7 @@ class ResponsesConfig(Strict):
         "never idles.")
 
 
-class RewardConfig(Strict):
+class RewardConfig(ActorStage):
     kind: Literal["agreement", "sequence_classification", "internlm2"] = Field(
         "agreement",
         description="'agreement': majority vote over final answers (no model); 'sequence_classification': any HF "
@@ -494,7 +509,7 @@ class SynthesisConfig(Strict):
 # Batch sizes and actor counts qualify because every row's sampling is seeded from (seed, id) alone.
 RUNTIME_KEYS = (
     "name", "max_error_share", "output.*", "cost.*", "ray.*", "serve.*", "train.*", "*.concurrency",
-    "*.calls_per_actor", "*.batch_size", "*.num_cpus", "*.num_gpus", "models.*.replicas", "models.*.max_num_seqs",
+    "*.max_concurrency", "*.calls_per_actor", "*.batch_size", "*.num_cpus", "*.num_gpus", "models.*.replicas", "models.*.max_num_seqs",
     "models.*.max_restarts",
     "models.*.gpu_memory_utilization", "models.*.tensor_parallel_size", "models.*.enforce_eager",
 )

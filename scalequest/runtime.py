@@ -41,7 +41,13 @@ def init_ray(rcfg) -> bool:
         return False
     env = {"runtime_env": {"env_vars": dict(rcfg.env_vars)}} if rcfg.env_vars else {}
     if rcfg.address:
-        ray.init(address=rcfg.address, **env)
+        try:
+            ray.init(address=rcfg.address, **env)
+        except ConnectionError as exc:
+            raise ConfigError(
+                f"ray.address: no Ray cluster at '{rcfg.address}' ({exc}) — start one (`ray start --head`, or "
+                f"`ray up cluster.yaml`), submit with `ray job submit` (its job joins the cluster it runs on), or "
+                f"leave ray.address unset for a local Ray") from None
     else:
         os.environ.update(rcfg.env_vars)  # the driver builds tokenizers / reads config too
         store = int(rcfg.object_store_gib * (1 << 30)) if rcfg.object_store_gib else None

@@ -13,7 +13,14 @@ from ray.data import ActorPoolStrategy
 
 from scalequest.engines.chat import ChatFormatter
 from scalequest.pipeline.actors import RemoteSeenSet, TimedStage
-from scalequest.pipeline.plan import CLIENT_CPUS, STAGE_MEMORY, StageSpec, stage_plan, used_models
+from scalequest.pipeline.plan import (
+    CLIENT_CPUS,
+    STAGE_MEMORY,
+    StageSpec,
+    stage_kwargs,
+    stage_plan,
+    used_models,
+)
 from scalequest.stages.difficulty import DropEasiest
 from scalequest.stages.finalize import FinalizeRows
 from scalequest.stages.generate_questions import AssignGenerators
@@ -52,49 +59,44 @@ class DatasetBuilder:
         self.ledger = ledger
 
     def add(self, ds, name, stage_cls, kwargs, *, batch_size, concurrency=1, calls=1, num_cpus=CLIENT_CPUS,
-            num_gpus=0.0):
-        """`concurrency` actors of `stage_cls`; each runs up to `calls` batches at once in threads (LLM stages: a
-        call mostly waits on the engine actor, so several per actor keep the engine's batch full)."""
+            num_gpus=0.0, max_concurrency=None):
+        """`concurrency` actors of `stage_cls` (up to `max_concurrency` when set); each runs up to `calls` batches
+        at once in threads (LLM stages: a call mostly waits on the engine actor, so several per actor keep the
+        engine's batch full)."""
         named = type(stage_cls.__name__, (TimedStage,), {})  # so Ray's progress shows the stage, not the wrapper
-        # Ray Data's default lets an actor take 2x `calls` tasks: the extra ones queue behind its running batches
-        # while another actor sits idle (the generate stage ran 5 of 8 batches at once, the rest after ~20 s)
-        threads = dict(max_concurrent_calls_per_actor=calls, max_tasks_in_flight_per_actor=calls,
-                       enable_true_multi_threading=True) if calls > 1 else {}
         return ds.map_batches(
             named,
             fn_constructor_kwargs=dict(stage_cls=stage_cls, kwargs=kwargs, name=name, ledger=self.ledger),
-            batch_size=batch_size, compute=ActorPoolStrategy(size=concurrency, **threads), num_cpus=num_cpus,
+            batch_size=batch_size, compute=actor_pool(concurrency, max_concurrency, calls), num_cpus=num_cpus,
             num_gpus=num_gpus or None, memory=STAGE_MEMORY, batch_format="numpy",
         )
 
     def add_spec(self, ds, spec: StageSpec, kwargs: dict):
         """`add` with the batch size, actors, calls and resources of a stage-plan entry."""
         return self.add(ds, spec.name, spec.cls, kwargs, batch_size=spec.batch_size, concurrency=spec.actors,
-                        calls=spec.calls, num_cpus=spec.num_cpus, num_gpus=spec.num_gpus)
+                        calls=spec.calls, num_cpus=spec.num_cpus, num_gpus=spec.num_gpus,
+                        max_concurrency=spec.max_actors)
+
+
+def actor_pool(size: int, max_size: int | None, calls: int) -> ActorPoolStrategy:
+    """A fixed pool of `size` actors, or an autoscaling one from `size` to `max_size` (Ray Data adds actors while
+    the stage's input queues and CPUs are free); each actor runs `calls` batches at once in threads."""
+    # Ray Data's default lets an actor take 2x `calls` tasks: the extra ones queue behind its running batches
+    # while another actor sits idle (the generate stage ran 5 of 8 batches at once, the rest after ~20 s)
+    threads = dict(max_concurrent_calls_per_actor=calls, max_tasks_in_flight_per_actor=calls,
+                   enable_true_multi_threading=True) if calls > 1 else {}
+    if max_size is not None and max_size > size:
+        return ActorPoolStrategy(min_size=size, max_size=max_size, **threads)
+    return ActorPoolStrategy(size=size, **threads)
 
 
 def cpu_reservation(cfg) -> dict[str, float]:
     """Ray CPUs the pipeline holds at once, by part (what `start_engines` and `build_dataset` ask for): the engine
-    actors, the stage plan's actors, and one CPU for Ray Data's task stages and writes. The run cannot progress on
-    fewer."""
+    actors, the stage plan's actors (their least pools: autoscaled stages grow only into free CPUs), and one CPU
+    for Ray Data's task stages and writes. The run cannot progress on fewer."""
     engines = sum(cfg.models[m].num_cpus * cfg.models[m].replicas for m in used_models(cfg))
     stages = sum(spec.num_cpus * spec.actors for spec in stage_plan(cfg))
     return {"engines": engines, "stage actors": round(stages, 2), "read/write tasks": 1.0}
-
-
-def stage_kwargs(cfg, engines: dict, prefixes: dict, seen) -> dict:
-    """Stage name → a function making that stage's constructor keywords (engines are the shared clients)."""
-    s, r = cfg.solvability, cfg.responses
-    return {
-        "generate": lambda: dict(engines={g.name: engines[g.model] for g in cfg.generators}, prefixes=prefixes,
-                                 samplings={g.name: g.sampling for g in cfg.generators}),
-        "language": lambda: dict(cfg=cfg.language),
-        "dedup": lambda: dict(enabled=cfg.dedup.enabled, store=seen),
-        "solvability": lambda: dict(cfg=s, engine=engines[s.model], formatter=formatter(cfg, s.model)),
-        "difficulty": lambda: dict(cfg=cfg.difficulty),
-        "responses": lambda: dict(cfg=r, engine=engines[r.model], formatter=formatter(cfg, r.model)),
-        "reward": lambda: dict(cfg=cfg.reward, num_samples=r.n),
-    }
 
 
 def generator_prefixes(cfg) -> dict[str, tuple[str, list[str]]]:
@@ -140,7 +142,7 @@ def _front(cfg, engines, ledger, prefixes, ids, seen, names):
                         batch_format="numpy")
     if "dedup" in names:
         seen = seen or _new_seen(cfg)
-    kwargs = stage_kwargs(cfg, engines, prefixes, seen)
+    kwargs = stage_kwargs(cfg, engines, prefixes, lambda name: formatter(cfg, name), seen)
     for spec in stage_plan(cfg):
         if spec.name in names:
             ds = b.add_spec(ds, spec, kwargs[spec.name]())
@@ -162,7 +164,7 @@ def build_dataset(cfg, engines: dict, ledger, ids=None, seen=None, thresholds: d
     if cfg.difficulty.model_path:
         ds = ds.map_batches(DropEasiest(thresholds or {}), batch_size=None, batch_format="numpy",
                             num_cpus=CLIENT_CPUS)
-    kwargs = stage_kwargs(cfg, engines, prefixes, seen)
+    kwargs = stage_kwargs(cfg, engines, prefixes, lambda name: formatter(cfg, name), seen)
     for spec in stage_plan(cfg):
         if spec.name not in SCORED:
             ds = b.add_spec(ds, spec, kwargs[spec.name]())

@@ -6,7 +6,8 @@ run report divides them by the kept pairs on disk and projects to 1M kept pairs 
 beside the paper's figure.
 
 Engine-seconds count the whole time an engine is held, loading and idle moments included: that is what a
-cluster bills. Test: tests/pipeline/test_cost.py.
+cluster bills. Beside them, the busy share: of those engine-seconds, the ones with at least one call in flight
+(the engine actors count them), i.e. how well the stages keep the engines fed. Test: tests/pipeline/test_cost.py.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ EXECUTIONS_FILE = "executions.jsonl"
 PAPER = {"gpu_hours_per_1m": 522.9, "usd_per_1m": 680.8, "hardware": "A100"}
 
 
-def record_execution(run_dir: Path, cfg, engine_wall_s: float, made: int) -> None:
-    """Append this execution's engine time (engines from start-up to the end of streaming) to the run folder."""
+def record_execution(run_dir: Path, cfg, engine_wall_s: float, made: int, busy: dict | None = None) -> None:
+    """Append this execution's engine time (engines from start-up to the end of streaming) to the run folder;
+    `busy`: model → {"busy_s": …} over its replicas (`engine_pool.engine_busy`), where the engines answered."""
     from scalequest.pipeline.plan import used_models
 
     models = {m: cfg.models[m] for m in sorted(used_models(cfg))}
@@ -30,6 +32,7 @@ def record_execution(run_dir: Path, cfg, engine_wall_s: float, made: int) -> Non
         "candidates": made,
         "engine_s": {m: round(engine_wall_s * c.replicas, 2) for m, c in models.items()},
         "gpu_s": {m: round(engine_wall_s * c.replicas * c.num_gpus, 2) for m, c in models.items()},
+        "busy_s": {m: b["busy_s"] for m, b in (busy or {}).items() if m in models},
     }
     with open(Path(run_dir) / EXECUTIONS_FILE, "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -44,10 +47,15 @@ def cost_of(run_dir: Path, cfg):
     """`kept, tokens -> cost dict` for the report (kept pairs and generated tokens come from the shards)."""
     runs = executions(run_dir)
     engine_s: dict[str, float] = {}
+    busy_s: dict[str, float] = {}
+    timed_s: dict[str, float] = {}  # engine-seconds of the executions that recorded busy time
     gpu_s = 0.0
     for r in runs:
         for m, s in r["engine_s"].items():
             engine_s[m] = engine_s.get(m, 0.0) + s
+            if m in r.get("busy_s", {}):
+                busy_s[m] = busy_s.get(m, 0.0) + r["busy_s"][m]
+                timed_s[m] = timed_s.get(m, 0.0) + s
         gpu_s += sum(r["gpu_s"].values())
     price = cfg.cost.engine_hour_usd
 
@@ -60,6 +68,7 @@ def cost_of(run_dir: Path, cfg):
             executions=len(runs), kept=kept, engine_hour_usd=price, unit=unit,
             tokens_per_kept={k: round(v / per, 1) for k, v in tokens.items()},
             engine_s_per_kept={m: round(s / per, 3) for m, s in engine_s.items()},
+            engine_busy_share={m: round(b / timed_s[m], 3) for m, b in busy_s.items() if timed_s[m] > 0},
             per_1m_kept={"hours": round(billed / per * 1e6, 1), "usd": round(billed / per * 1e6 * price, 1)},
             paper_per_1m=PAPER,
         )
@@ -72,7 +81,9 @@ def render_cost(c: dict) -> list[str]:
     if not c["kept"]:
         return ["cost: no kept pair yet, so no cost per pair"]
     t = c["tokens_per_kept"]
-    engines = ", ".join(f"{m} {s:g}" for m, s in c["engine_s_per_kept"].items())
+    busy = c.get("engine_busy_share", {})
+    engines = ", ".join(f"{m} {s:g}" + (f" (busy {busy[m]:.0%})" if m in busy else "")
+                        for m, s in c["engine_s_per_kept"].items())
     p = c["paper_per_1m"]
     return [
         (f"cost per kept pair ({c['kept']} kept, {c['executions']} execution(s)): {t['total']:g} generated tokens "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import ray
 
@@ -20,8 +21,6 @@ from scalequest.errors import EngineUnavailable
 from scalequest.runtime import ENGINE_RUNTIME_ENV  # niceness 0 for vLLM (Ray's workers run at 15)
 
 log = logging.getLogger(__name__)
-
-
 
 
 @ray.remote
@@ -33,14 +32,25 @@ class EngineActor:
         from scalequest.engines.vllm_engine import AsyncVLLMEngine
 
         self.engine = AsyncVLLMEngine(ModelConfig(**model_cfg))
+        self.loaded = time.monotonic()
+        self.in_flight, self.busy_since, self.busy_s = 0, 0.0, 0.0
 
     def ready(self) -> dict:
         """Blocks until the engine is loaded; says where it runs (pid, niceness)."""
         return {"pid": os.getpid(), "niceness": os.nice(0)}
 
+    def busy(self) -> dict:
+        """Seconds since the engine loaded (`up_s`) and of those, seconds with at least one call in flight
+        (`busy_s`): an engine idles while the stages feeding it stall."""
+        now = time.monotonic()
+        return {"up_s": now - self.loaded, "busy_s": self.busy_s + (now - self.busy_since if self.in_flight else 0.0)}
+
     async def generate(self, prompts, seeds=None, *, sampling):
         from vllm.v1.engine.exceptions import EngineDeadError
 
+        if self.in_flight == 0:
+            self.busy_since = time.monotonic()
+        self.in_flight += 1
         try:
             return await self.engine.agenerate(prompts, sampling, seeds)
         except EngineDeadError:
@@ -49,6 +59,10 @@ class EngineActor:
             log.error("vLLM engine for %s died; exiting so Ray restarts this engine actor",
                       self.engine.model_path)
             os._exit(1)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self.busy_s += time.monotonic() - self.busy_since
 
 
 class RemoteEngine:
@@ -90,6 +104,24 @@ def start_engines(models: dict, used: set[str]) -> dict[str, RemoteEngine]:
     log.info("loading %d engine(s): %s", len(clients), ", ".join(clients))
     ray.get([a.ready.remote() for c in clients.values() for a in c.actors])
     return clients
+
+
+def engine_busy(clients: dict[str, RemoteEngine], timeout_s: float = 10.0) -> dict[str, dict]:
+    """Model key → summed `up_s` and `busy_s` over its replicas; a replica that does not answer in `timeout_s`
+    (dead, restarting) is left out."""
+    out = {}
+    for name, c in clients.items():
+        refs = [a.busy.remote() for a in c.actors]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        stats = []
+        for ref in ready:
+            try:
+                stats.append(ray.get(ref))
+            except ray.exceptions.RayError:
+                continue
+        if stats:
+            out[name] = {k: round(sum(s[k] for s in stats), 2) for k in ("up_s", "busy_s")}
+    return out
 
 
 def stop_engines(clients: dict[str, RemoteEngine]) -> None:

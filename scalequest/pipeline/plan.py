@@ -1,6 +1,8 @@
-"""The stage plan, declared once: for every actor stage of the pipeline its name, stage class, batch size, actors,
-calls per actor, CPUs/GPUs and the models it calls, read from the config. `build.build_dataset` wires it into Ray
-Data, `build.cpu_reservation` sums it, `used_models` reads the models it names and `cost` bills them.
+"""The stage plan, declared once: for every actor stage of the pipeline its name, stage class, batch size, actors
+(and their autoscaling bound), calls per actor, CPUs/GPUs and the models it calls, read from the config, and
+`stage_kwargs`, what each stage is built with. `build.build_dataset` wires it into Ray Data, the Serve question
+service (`serve.questions`) builds one of each stage from it, `build.cpu_reservation` sums it, `used_models` reads
+the models it names (preflight checks them, `cost` bills them). Ray-free: Serve imports it.
 
 The task stages between them (AssignGenerators, DropEasiest, SelectBest, FinalizeRows, WriteShards) hold no state
 and run as Ray Data tasks, which Ray Data scales by itself.
@@ -10,6 +12,7 @@ Test: tests/pipeline/test_plan.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from scalequest.stages.dedup import DropDuplicates
@@ -29,42 +32,70 @@ STAGE_MEMORY = 512 << 20  # what a stage actor holds (a tokenizer, fastText, bat
 @dataclass(frozen=True)
 class StageSpec:
     """One actor stage. `batch_size` None = whole blocks (CPU-light stages never merge the blocks that the LLM
-    stages split); `calls` = batches one actor runs at once in threads; `models` = engines it calls."""
+    stages split); `actors` = the pool's size, or its least size when `max_actors` is set (Ray Data then grows
+    it while work queues); `calls` = batches one actor runs at once in threads; `models` = engines it calls;
+    `loads` = (config key, path) of the models its actors load themselves (scorers)."""
 
     name: str
     cls: type
     batch_size: int | None
     actors: int = 1
+    max_actors: int | None = None
     calls: int = 1
     num_cpus: float = CLIENT_CPUS
     num_gpus: float = 0.0
     models: tuple[str, ...] = ()
+    loads: tuple[tuple[str, str], ...] = ()  # (config key, path) of models the stage actor loads itself
 
 
 def stage_plan(cfg) -> list[StageSpec]:
     """The actor stages of a run of `cfg`, in pipeline order (solvability and difficulty only when enabled)."""
     g, s, d, r, w = cfg.generate, cfg.solvability, cfg.difficulty, cfg.responses, cfg.reward
     plan = [
-        StageSpec("generate", GenerateQuestions, g.batch_size, g.concurrency, g.calls_per_actor,
+        StageSpec("generate", GenerateQuestions, g.batch_size, *_pool(g), g.calls_per_actor,
                   models=tuple(dict.fromkeys(x.model for x in cfg.generators))),
-        StageSpec("language", FilterLanguage, None, cfg.language.concurrency, num_cpus=LANGUAGE_CPUS),
-        StageSpec("dedup", DropDuplicates, None, cfg.dedup.concurrency),
+        StageSpec("language", FilterLanguage, None, *_pool(cfg.language), num_cpus=LANGUAGE_CPUS),
+        StageSpec("dedup", DropDuplicates, None, *_pool(cfg.dedup)),
     ]
     if s.enabled:
-        plan.append(StageSpec("solvability", JudgeSolvability, s.batch_size, s.concurrency, s.calls_per_actor,
+        plan.append(StageSpec("solvability", JudgeSolvability, s.batch_size, *_pool(s), s.calls_per_actor,
                               models=(s.model,)))
     if d.model_path:
-        plan.append(StageSpec("difficulty", ScoreDifficulty, d.batch_size, d.concurrency, num_cpus=d.num_cpus,
-                              num_gpus=d.num_gpus))
+        plan.append(StageSpec("difficulty", ScoreDifficulty, d.batch_size, *_pool(d), num_cpus=d.num_cpus,
+                              num_gpus=d.num_gpus, loads=(("difficulty.model_path", d.model_path),)))
     plan += [
-        StageSpec("responses", GenerateResponses, r.batch_size, r.concurrency, r.calls_per_actor, models=(r.model,)),
-        StageSpec("reward", ScoreResponses, w.batch_size, w.concurrency,
+        StageSpec("responses", GenerateResponses, r.batch_size, *_pool(r), r.calls_per_actor, models=(r.model,)),
+        StageSpec("reward", ScoreResponses, w.batch_size, *_pool(w),
                   num_cpus=w.num_cpus if w.kind != "agreement" else AGREEMENT_CPUS,
-                  num_gpus=w.num_gpus if w.kind != "agreement" else 0.0),
+                  num_gpus=w.num_gpus if w.kind != "agreement" else 0.0,
+                  loads=(("reward.model_path", w.model_path),) if w.kind != "agreement" else ()),
     ]
     return plan
 
 
+def _pool(stage_cfg) -> tuple[int, int | None]:
+    return stage_cfg.concurrency, stage_cfg.max_concurrency
+
+
+def stage_kwargs(cfg, engines: dict, prefixes: dict, formatter: Callable, seen=None,
+                 scorers: dict | None = None) -> dict[str, Callable[[], dict]]:
+    """Stage name → a function making that stage's constructor keywords. `engines`: model key → engine (the
+    pipeline's shared clients, or Serve's deployment handles); `prefixes`: generator name → (prefix, stops);
+    `formatter(model_key)` → ChatFormatter; `seen`: the dedup store (None = a set of the stage's own); `scorers`:
+    ready scorers for "difficulty" / "reward" (missing = the stage loads its own)."""
+    s, r, scorers = cfg.solvability, cfg.responses, scorers or {}
+    return {
+        "generate": lambda: dict(engines={g.name: engines[g.model] for g in cfg.generators}, prefixes=prefixes,
+                                 samplings={g.name: g.sampling for g in cfg.generators}),
+        "language": lambda: dict(cfg=cfg.language),
+        "dedup": lambda: dict(enabled=cfg.dedup.enabled, store=seen),
+        "solvability": lambda: dict(cfg=s, engine=engines[s.model], formatter=formatter(s.model)),
+        "difficulty": lambda: dict(cfg=cfg.difficulty, scorer=scorers.get("difficulty")),
+        "responses": lambda: dict(cfg=r, engine=engines[r.model], formatter=formatter(r.model)),
+        "reward": lambda: dict(cfg=cfg.reward, num_samples=r.n, scorer=scorers.get("reward")),
+    }
+
+
 def used_models(cfg) -> set[str]:
-    """The model keys some stage of the plan calls (each gets its engine actors)."""
+    """The model keys some stage of the plan calls (each gets its engine actors; preflight checks their paths)."""
     return {m for spec in stage_plan(cfg) for m in spec.models}

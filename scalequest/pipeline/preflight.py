@@ -1,24 +1,20 @@
-"""Checks run before Ray starts: every model path the config names exists (or is a plausible hub id), and the
-output folder is writable. Each failure is a ConfigError naming the key, the value and the fix."""
+"""Checks run before Ray starts: every model the stage plan calls or loads exists (or is a plausible hub id), and
+the output folder is writable. Each failure is a ConfigError naming the key, the value and the fix."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from scalequest.errors import ConfigError
+from scalequest.pipeline.plan import stage_plan, used_models
 from scalequest.runtime import check_model_path
 
 
 def preflight(cfg) -> None:
-    used = {g.model for g in cfg.generators} | {cfg.responses.model}
-    if cfg.solvability.enabled:
-        used.add(cfg.solvability.model)
-    for name in sorted(used):
+    for name in sorted(used_models(cfg)):
         check_model_path(f"models.{name}.path", cfg.models[name].path)
-    if cfg.difficulty.model_path:
-        check_model_path("difficulty.model_path", cfg.difficulty.model_path)
-    if cfg.reward.model_path and cfg.reward.kind != "agreement":
-        check_model_path("reward.model_path", cfg.reward.model_path)
+    for key, path in (load for spec in stage_plan(cfg) for load in spec.loads):
+        check_model_path(key, path)
     out = Path(cfg.output.dir)
     if "://" not in cfg.output.dir:
         try:

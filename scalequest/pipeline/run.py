@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from scalequest.errors import ConfigError, RunInterrupted, TooManyErrors
-from scalequest.pipeline.engine_pool import stop_engines
+from scalequest.pipeline.engine_pool import engine_busy, stop_engines
 from scalequest.pipeline.preflight import preflight
 from scalequest.runtime import init_ray, release_vllm_shm, shm_segments
 
@@ -120,7 +120,7 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
             load_s = time.perf_counter() - started
             _stream(cfg, run_dir, engines, ledger, scan, todo, token)
         finally:  # also when stopped: the cost of every execution adds up in the report
-            record_execution(run_dir, cfg, time.perf_counter() - started, len(todo))
+            record_execution(run_dir, cfg, time.perf_counter() - started, len(todo), engine_busy(engines))
     skipped = [] if cfg.difficulty.model_path else ["difficulty: no difficulty.model_path configured"]
     if not cfg.solvability.enabled:
         skipped.append("solvability: solvability.enabled is false")

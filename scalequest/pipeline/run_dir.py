@@ -45,11 +45,25 @@ def stored_config(run_dir: Path):
     """The config a run folder was started with. ConfigError when `run_dir` is not a run folder."""
     from scalequest.config import SynthesisConfig
 
+    return SynthesisConfig.model_validate(yaml.safe_load(_config_file(run_dir).read_text()))
+
+
+def _config_file(run_dir: Path | str) -> Path:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"--resume {run_dir}: no {CONFIG_FILE} there — pass the folder of an earlier run (it holds "
                           f"{CONFIG_FILE} and {DATA_DIR}/), as printed when that run started or stopped")
-    return SynthesisConfig.model_validate(yaml.safe_load(path.read_text()))
+    return path
+
+
+def run_config(config: str | None, resume: str | None, overrides: list[str]):
+    """The config of `synthesize [--config C] [--resume RUN_DIR] overrides`: C, or the run's own config.yaml when
+    only --resume is given."""
+    from scalequest.config import load_config
+
+    if config is None and resume is None:
+        raise ConfigError("synthesize: pass --config (tiny, paper or a YAML path), or --resume RUN_DIR")
+    return load_config(config or _config_file(resume), overrides)
 
 
 def open_run(cfg, run_dir: Path | str) -> Path:
@@ -74,3 +88,11 @@ def open_run(cfg, run_dir: Path | str) -> Path:
 
 def resume_command(run_dir: Path) -> str:
     return f"scalequest synthesize --resume {run_dir}"
+
+
+def outcome(run_dir: Path) -> str:
+    """What a finished run prints: its summary and where the data and report are."""
+    return (f"\n{(run_dir / 'summary.txt').read_text()}\n"
+            f"kept pairs:     {run_dir / DATA_DIR / 'status=kept'}\n"
+            f"rejected rows:  {run_dir / DATA_DIR / 'status=rejected'}\n"
+            f"report:         {run_dir / 'summary.json'}")

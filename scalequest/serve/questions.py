@@ -13,15 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from scalequest.engines.chat import ChatFormatter
+from scalequest.pipeline.plan import stage_kwargs, stage_plan
 from scalequest.stages.base import reason_kind
 from scalequest.stages.dedup import DropDuplicates
-from scalequest.stages.difficulty import DropEasiest, ScoreDifficulty
-from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions, generator_prefixes
-from scalequest.stages.language import FilterLanguage
-from scalequest.stages.responses import GenerateResponses
-from scalequest.stages.reward import ScoreResponses
+from scalequest.stages.difficulty import DropEasiest
+from scalequest.stages.generate_questions import AssignGenerators, generator_prefixes
 from scalequest.stages.select import SelectBest
-from scalequest.stages.solvability import JudgeSolvability
 
 OVERSAMPLE = 2  # candidates drawn per missing question in a round
 
@@ -42,27 +39,30 @@ class QuestionPlan:
 
 
 class QuestionService:
-    """Holds one instance of every stage, built from the config like `pipeline.build.build_dataset` does.
+    """Holds one instance of every stage of the batch pipeline's stage plan (`pipeline.plan`), built with the
+    same keywords; a request turns the filters on or off.
 
     `engines`: model key → Engine for every model a generator, the judge or the solver names;
-    `reward_scorer`: `score_pairs` (None for reward.kind 'agreement'); `difficulty_scorer`: `score` (None = no
-    difficulty model); `formatters`: model key → ChatFormatter.
+    `reward_scorer`: `score_pairs` (None: for reward.kind 'agreement', else the stage loads reward.model_path
+    itself); `difficulty_scorer`: `score` (None: the stage loads difficulty.model_path itself, when one is set);
+    `formatters`: model key → ChatFormatter.
     """
+
+    SOLUTION = ("responses", "reward")  # stages that run only when a request asks for the solution
 
     def __init__(self, cfg, engines: dict, formatters: dict[str, ChatFormatter], reward_scorer=None,
                  difficulty_scorer=None, max_candidates: int = 64):
         self.cfg, self.max_candidates = cfg, max_candidates
         self.prefixes = generator_prefixes(cfg.generators, formatters)  # as the batch pipeline derives them
-        self.generate = GenerateQuestions({g.name: engines[g.model] for g in cfg.generators}, self.prefixes,
-                                          {g.name: g.sampling for g in cfg.generators})
-        self.language = FilterLanguage(cfg.language.model_copy(update={"enabled": True}))
-        s = cfg.solvability
-        self.judge = JudgeSolvability(s.model_copy(update={"enabled": True}), engines[s.model],
-                                      formatters[s.model])
-        self.difficulty = ScoreDifficulty(cfg.difficulty, difficulty_scorer) if difficulty_scorer else None
-        r = cfg.responses
-        self.responses = GenerateResponses(r, engines[r.model], formatters[r.model])
-        self.reward = ScoreResponses(cfg.reward, r.n, scorer=reward_scorer)
+        # every filter a request may ask for, whatever the batch run's switches say
+        full = cfg.model_copy(update={
+            "language": cfg.language.model_copy(update={"enabled": True}),
+            "solvability": cfg.solvability.model_copy(update={"enabled": True})})
+        kwargs = stage_kwargs(full, engines, self.prefixes, formatters.__getitem__,
+                              scorers={"difficulty": difficulty_scorer, "reward": reward_scorer})
+        self.plan = [spec.name for spec in stage_plan(full)]
+        self.dedup_kwargs = kwargs["dedup"]()
+        self.stages = {spec.name: spec.cls(**kwargs[spec.name]()) for spec in stage_plan(full) if spec.name != "dedup"}
         self.select = SelectBest()
         self.models = {g.name: cfg.models[g.model].path for g in cfg.generators}
 
@@ -71,7 +71,7 @@ class QuestionService:
         "rejected": {"stage: reason": count}}."""
         by_name = {g.name: g for g in self.cfg.generators}
         assign = AssignGenerators([by_name[name] for name in plan.generators], plan.seed)
-        dedup = DropDuplicates(enabled=plan.dedup)  # a fresh seen-set per request
+        dedup = DropDuplicates(**{**self.dedup_kwargs, "enabled": plan.dedup})  # a fresh seen-set per request
         kept, rejected, drawn = [], Counter(), 0
         while len(kept) < plan.n and drawn < self.max_candidates:
             k = min(self.max_candidates - drawn, (plan.n - len(kept)) * OVERSAMPLE)
@@ -87,21 +87,19 @@ class QuestionService:
                     rejected=dict(rejected))
 
     def _filter(self, batch: dict, plan: QuestionPlan, dedup: DropDuplicates) -> dict:
-        batch = self.generate(batch)
-        if plan.language:
-            batch = self.language(batch)
-        batch = dedup(batch)
-        if plan.solvability:
-            batch = self.judge(batch)
-        if self.difficulty is not None:
-            batch = self.difficulty(batch)
-            if plan.difficulty_min is not None:
-                batch = DropEasiest(plan.difficulty_min)(batch)
-            if plan.difficulty_max is not None:
-                batch = DropEasiest(plan.difficulty_max, above=True)(batch)
-        if plan.with_solution:
-            batch = self.select(self.reward(self.responses(batch)))
-        return batch
+        """The plan's stages in its order, those the request switched off skipped."""
+        wanted = {"language": plan.language, "solvability": plan.solvability, "dedup": True,
+                  **dict.fromkeys(self.SOLUTION, plan.with_solution)}
+        for name in self.plan:
+            if not wanted.get(name, True):
+                continue
+            batch = (dedup if name == "dedup" else self.stages[name])(batch)
+            if name == "difficulty":
+                if plan.difficulty_min is not None:
+                    batch = DropEasiest(plan.difficulty_min)(batch)
+                if plan.difficulty_max is not None:
+                    batch = DropEasiest(plan.difficulty_max, above=True)(batch)
+        return self.select(batch) if plan.with_solution else batch
 
     def _item(self, row: dict, with_solution: bool) -> dict:
         scores = {k: row.get(k) for k in ("language", "language_score", "solvable", "difficulty")}

@@ -82,9 +82,11 @@ def test_llm_stage_runs_actors_times_calls_batches_at_once(local_ray):
     assert len(met) == 32 and all(met), f"{met.count(False)} of 32 rows waited for a batch that never started"
 
 
-def test_engine_actor_runs_at_niceness_zero_and_generates(local_ray, tiny_llm):
+def test_engine_actor_runs_at_niceness_zero_generates_and_counts_its_busy_time(local_ray, tiny_llm):
+    import time
+
     from scalequest.engines.base import Sampling
-    from scalequest.pipeline.engine_pool import start_engines, stop_engines
+    from scalequest.pipeline.engine_pool import engine_busy, start_engines, stop_engines
 
     ray = local_ray
 
@@ -101,8 +103,15 @@ def test_engine_actor_runs_at_niceness_zero_and_generates(local_ray, tiny_llm):
     try:
         (actor,) = engines["smollm2"].actors
         assert ray.get(actor.ready.remote())["niceness"] == 0
+        idle = engine_busy(engines)["smollm2"]
+        assert idle["busy_s"] == 0 and idle["up_s"] > 0
+        t0 = time.perf_counter()
         out = engines["smollm2"].generate(["Hello", "Hi"], Sampling(max_tokens=4, temperature=1.0), [1, 2])
+        call_s = time.perf_counter() - t0
         assert [len(o) for o in out] == [1, 1] and all(o[0].num_tokens > 0 for o in out)
+        time.sleep(0.5)  # idle again: this time must not count
+        after = engine_busy(engines)["smollm2"]
+        assert 0 < after["busy_s"] <= call_s + 0.01 and after["up_s"] >= idle["up_s"] + call_s + 0.5
     finally:
         stop_engines(engines)
 

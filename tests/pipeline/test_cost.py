@@ -6,8 +6,8 @@ from scalequest.pipeline.cost import cost_of, executions, record_execution, rend
 
 def test_cost_adds_executions_and_projects_per_kept_pair(tmp_path):
     cfg = load_config("tiny", ["cost.engine_hour_usd=2.0"])
-    record_execution(tmp_path, cfg, 30.0, 40)
-    record_execution(tmp_path, cfg, 10.0, 24)  # a resumed execution
+    record_execution(tmp_path, cfg, 30.0, 40, {"smollm2": {"up_s": 28.0, "busy_s": 24.0}})
+    record_execution(tmp_path, cfg, 10.0, 24)  # a resumed execution whose engine did not answer
     assert [e["candidates"] for e in executions(tmp_path)] == [40, 24]
     c = cost_of(tmp_path, cfg)(20, {"question_tokens": 400, "judge_tokens": 100, "response_tokens": 1500,
                                     "total": 2000})
@@ -15,7 +15,9 @@ def test_cost_adds_executions_and_projects_per_kept_pair(tmp_path):
     assert c["tokens_per_kept"]["total"] == 100.0 and c["unit"] == "engine-hours"
     assert c["per_1m_kept"] == {"hours": 555.6, "usd": 1111.1}  # 2 s per pair × 1M = 555.6 h, × $2
     text = "\n".join(render_cost(c))
-    assert "engine-seconds smollm2 2" in text and "555.6 engine-hours, $1,111" in text and "522.9 A100" in text
+    assert "engine-seconds smollm2 2 (busy 80%)" in text and "555.6 engine-hours, $1,111" in text
+    assert "522.9 A100" in text
+    assert c["engine_busy_share"] == {"smollm2": 0.8}  # 24 busy of the 30 engine-s that were timed
 
 
 def test_gpu_runs_count_gpu_hours(tmp_path):

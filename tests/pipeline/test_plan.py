@@ -38,3 +38,43 @@ def test_judge_model_is_used_only_while_the_judge_runs():
     assert used_models(cfg) == {"smollm2", "judge"}
     assert used_models(cfg.model_copy(update={"solvability": cfg.solvability.model_copy(
         update={"enabled": False})})) == {"smollm2"}
+
+
+@pytest.mark.parametrize("stage", ["generate", "language", "dedup", "solvability", "difficulty", "responses",
+                                   "reward"])
+def test_every_actor_stage_takes_an_autoscaling_bound_that_reaches_ray_data(stage):
+    from scalequest.pipeline.build import actor_pool
+
+    cfg = load_config("tiny", [f"{stage}.concurrency=2", f"{stage}.max_concurrency=5", "difficulty.model_path=x"])
+    spec = {s.name: s for s in stage_plan(cfg)}[stage]
+    pool = actor_pool(spec.actors, spec.max_actors, spec.calls)
+    assert (pool.min_size, pool.max_size) == (2, 5)
+    assert cpu_reservation(cfg) == cpu_reservation(load_config("tiny", [
+        f"{stage}.concurrency=2", "difficulty.model_path=x"]))  # autoscaled actors grow into free CPUs only
+
+
+def test_a_pool_without_a_bound_is_fixed_and_a_bound_below_the_size_is_refused():
+    from scalequest.errors import ConfigError
+    from scalequest.pipeline.build import actor_pool
+
+    pool = actor_pool(3, None, 4)
+    assert (pool.min_size, pool.max_size, pool.max_tasks_in_flight_per_actor) == (3, 3, 4)
+    with pytest.raises(ConfigError, match="max_concurrency 1 is below concurrency 2"):
+        load_config("tiny", ["responses.max_concurrency=1"])
+
+
+def test_preflight_checks_the_models_the_plan_calls_or_loads(tmp_path, tiny_model):
+    from scalequest.errors import ConfigError
+    from scalequest.pipeline.preflight import preflight
+
+    base = [f"output.dir={tmp_path}", f"models.smollm2.path={tiny_model}"]
+    with pytest.raises(ConfigError, match="difficulty.model_path"):
+        preflight(load_config("tiny", [*base, f"difficulty.model_path={tmp_path}/missing/scorer"]))
+    with pytest.raises(ConfigError, match="reward.model_path"):
+        preflight(load_config("tiny", [*base, "reward.kind=sequence_classification",
+                                       f"reward.model_path={tmp_path}/missing/rm"]))
+    with pytest.raises(ConfigError, match="models.judge.path"):
+        preflight(load_config("tiny", [*base, f"models.judge={{path: {tmp_path}/missing/judge}}",
+                                       "solvability.model=judge"]))
+    preflight(load_config("tiny", [*base, f"models.judge={{path: {tmp_path}/missing/judge}}",
+                                   "solvability.model=judge", "solvability.enabled=false"]))  # judge not called

@@ -40,3 +40,24 @@ def test_a_filter_that_rejects_everything_spends_the_budget_and_returns_none(ser
     out = service.run(_plan(language=True))  # random bytes are never English
     assert out["questions"] == [] and out["num_candidates"] == 6
     assert any(k.startswith(("language:", "generate:")) for k in out["rejected"])
+
+
+def test_the_service_runs_the_batch_stage_plan_and_a_scorer_it_loads_itself(tiny_model, tiny_llm, tiny_engine,
+                                                                            tiny_scorer_model):
+    from scalequest.pipeline.plan import stage_plan
+
+    stops = list(string.ascii_letters) + ["\ufffd"]
+    cfg = load_config("tiny", [*tiny_llm, "generators.0.hint=\"\"", "solvability.enabled=false",
+                               f"generators.0.sampling.stop={json.dumps(stops)}", "generators.0.sampling.max_tokens=16",
+                               f"difficulty.model_path={tiny_scorer_model}"])
+    service = QuestionService(cfg, {"smollm2": tiny_engine}, {"smollm2": ChatFormatter(str(tiny_model))},
+                              max_candidates=4)
+    # the filters a request may switch on are built even where the batch run has them off
+    assert service.plan == [s.name for s in stage_plan(cfg.model_copy(
+        update={"solvability": cfg.solvability.model_copy(update={"enabled": True})}))]
+    assert "difficulty" in service.plan
+    out = service.run(_plan(n=4))
+    scores = [q["scores"]["difficulty"] for q in out["questions"]]
+    assert scores and all(isinstance(s, float) for s in scores)
+    hard = service.run(_plan(n=4, difficulty_min=max(scores) + 1.0))
+    assert hard["questions"] == [] and any(k.startswith("difficulty:") for k in hard["rejected"])

@@ -1,0 +1,127 @@
+"""End to end on the real model, in one run: the whole pipeline (`scalequest synthesize`, SmolLM2 by default)
+against bare vLLM doing the same generation work phase by phase: questions, verdicts, responses.
+
+  pipeline   `run_synthesis(cfg)`: Ray Data streaming every stage, engine actor, shards. Timed from the engine
+             being loaded to the last shard written (its execution record, less the engine load).
+  bare vLLM  one in-process `vllm.LLM` (the engines' own kwargs), one phase after another, each phase a single
+             `generate` over all of its prompts: the generate stage on every candidate, the judge stage on the
+             questions that reached the judge in the pipeline, the responses stage on those that reached the
+             solver. The stage objects build the prompts, sampling and per-row seeds, so both sides run the same
+             requests (forced verdicts and answers included). Timed around the three phases, engine loaded.
+
+Both count generated tokens from the rows' token columns. The ratio is pipeline tokens/s over bare tokens/s.
+
+Run:  .venv/bin/python bench/end_to_end.py [--config tiny] [--candidates 64] [key=value ...]
+See bench/README.md ("end_to_end.py") for the last figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+log = logging.getLogger("bench.end_to_end")
+
+
+def pipeline(cfg) -> tuple[list[dict], dict]:
+    """Run the pipeline; its rows (id, generator, seed, question, reject_stage, token columns) and timing."""
+    import pyarrow.dataset as pads
+
+    from scalequest.pipeline.run import run_synthesis
+
+    run_dir = run_synthesis(cfg)
+    report = json.loads((run_dir / "summary.json").read_text())
+    [execution] = [json.loads(x) for x in (run_dir / "executions.jsonl").read_text().splitlines()]
+    cols = ["id", "generator", "seed", "question", "reject_stage", "question_tokens", "judge_tokens",
+            "response_tokens"]
+    rows = pads.dataset(str(run_dir / "data"), format="parquet", partitioning="hive").to_table(columns=cols)
+    seconds = execution["wall_s"] - report["engine_load_s"]
+    tokens = report["tokens_generated"]
+    return sorted(rows.to_pylist(), key=lambda r: r["id"]), dict(
+        run_dir=str(run_dir), kept=report["kept"], seconds=round(seconds, 1), tokens=tokens,
+        tok_s=round(tokens["total"] / seconds, 1), engine_busy_share=report["cost"].get("engine_busy_share"))
+
+
+def reached(rows: list[dict], stage: str) -> list[dict]:
+    """Rows that got to `stage` in the pipeline (not rejected by an earlier stage)."""
+    from scalequest.schema import FUNNEL_STAGES
+
+    at = FUNNEL_STAGES.index(stage)
+    return [r for r in rows if r["reject_stage"] is None or FUNNEL_STAGES.index(r["reject_stage"]) >= at]
+
+
+def bare(cfg, rows: list[dict]) -> dict:
+    """The three phases on one in-process vLLM engine; tokens and seconds per phase."""
+    from scalequest.engines.vllm_engine import VLLMEngine
+    from scalequest.pipeline.build import formatter, generator_prefixes
+    from scalequest.stages.generate_questions import GenerateQuestions
+    from scalequest.stages.responses import GenerateResponses
+    from scalequest.stages.solvability import JudgeSolvability
+
+    assert len(cfg.models) == 1 or len({g.model for g in cfg.generators} | {cfg.responses.model}) == 1, \
+        "one model for every phase (the tiny config's shape)"
+    engine = VLLMEngine(cfg.models[cfg.responses.model])
+    engines = {g.name: engine for g in cfg.generators}
+    phases = [
+        ("questions", GenerateQuestions(engines, generator_prefixes(cfg), {g.name: g.sampling for g in cfg.generators}),
+         rows, ["id", "generator", "seed"], "question_tokens"),
+        ("verdicts", JudgeSolvability(cfg.solvability, engine, formatter(cfg, cfg.solvability.model)),
+         reached(rows, "solvability") if cfg.solvability.enabled else [], ["question", "seed"], "judge_tokens"),
+        ("responses", GenerateResponses(cfg.responses, engine, formatter(cfg, cfg.responses.model)),
+         reached(rows, "responses"), ["question", "seed"], "response_tokens"),
+    ]
+    engine.generate(["Hello"], phases[0][1].samplings[cfg.generators[0].name])  # warm-up, untimed
+    out = {}
+    try:
+        for name, stage, subset, inputs, tokens_col in phases:
+            batch = {c: [r[c] for r in subset] for c in inputs}
+            t0 = time.perf_counter()
+            result = stage(batch) if subset else {tokens_col: []}
+            seconds = time.perf_counter() - t0
+            out[name] = dict(rows=len(subset), tokens=int(sum(result[tokens_col])), seconds=round(seconds, 1),
+                             pipeline_tokens=int(sum(r[tokens_col] or 0 for r in subset)))
+    finally:
+        engine.close()
+    total_s = sum(p["seconds"] for p in out.values())
+    total = sum(p["tokens"] for p in out.values())
+    return dict(phases=out, seconds=round(total_s, 1), tokens=total, tok_s=round(total / total_s, 1))
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="tiny")
+    p.add_argument("--candidates", type=int, default=64)
+    p.add_argument("--out", default="bench/results/end_to_end.json")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from scalequest.config import load_config
+
+    cfg = load_config(args.config, [f"num_candidates={args.candidates}", *args.overrides])
+    os.environ.update(cfg.ray.env_vars)  # the in-process engine gets the same vLLM settings as the engine actor
+    load_start = os.getloadavg()
+    rows, pipe = pipeline(cfg)
+    raw = bare(cfg, rows)
+    ratio = pipe["tok_s"] / raw["tok_s"]
+    print(f"\n{args.candidates} candidates, {pipe['kept']} kept ({pipe['run_dir']})")
+    print(f"{'phase':10} {'rows':>5} {'bare tokens':>12} {'pipeline tokens':>16} {'bare s':>8}")
+    for name, ph in raw["phases"].items():
+        print(f"{name:10} {ph['rows']:5} {ph['tokens']:12} {ph['pipeline_tokens']:16} {ph['seconds']:8}")
+    print(f"pipeline: {pipe['tokens']['total']} tokens in {pipe['seconds']} s = {pipe['tok_s']} tok/s "
+          f"(engine busy {pipe['engine_busy_share']})")
+    print(f"bare vLLM: {raw['tokens']} tokens in {raw['seconds']} s = {raw['tok_s']} tok/s")
+    print(f"pipeline / bare vLLM: {ratio:.2f}x  (goal >= 0.95x); load average {load_start} -> {os.getloadavg()}")
+    result = dict(config=args.config, candidates=args.candidates, overrides=args.overrides, pipeline=pipe,
+                  bare=raw, ratio=round(ratio, 3), load_avg=[load_start, os.getloadavg()], cpus=os.cpu_count())
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(f"JSON: {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
