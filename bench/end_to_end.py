@@ -21,8 +21,12 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generation_throughput import write_json  # noqa: E402
 
 log = logging.getLogger("bench.end_to_end")
 
@@ -117,9 +121,7 @@ def main(argv=None) -> dict:
     print(f"pipeline / bare vLLM: {ratio:.2f}x  (goal >= 0.95x); load average {load_start} -> {os.getloadavg()}")
     result = dict(config=args.config, candidates=args.candidates, overrides=args.overrides, pipeline=pipe,
                   bare=raw, ratio=round(ratio, 3), load_avg=[load_start, os.getloadavg()], cpus=os.cpu_count())
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"JSON: {args.out}")
+    write_json(args.out, result)
     return result
 
 

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generation_throughput import write_json  # noqa: E402
 from procs import VLLM, ProcessSampler  # noqa: E402
 
 log = logging.getLogger("bench.scale")
@@ -186,9 +187,7 @@ def main(argv=None) -> dict:
                "overrides": args.overrides, "runs": results}
     if len(results) > 1:
         summary["comparison"] = compare(results[0], results[-1])
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=1))
-    print(f"\nJSON: {args.out}")
+    write_json(args.out, summary)
     return summary
 
 

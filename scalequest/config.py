@@ -121,6 +121,17 @@ class LanguageConfig(ActorStage):
     concurrency: int = Field(1, ge=1, description="Language-filter actors (fastText runs in each).")
 
 
+class QuestionTypeConfig(ActorStage):
+    enabled: bool = Field(True, description="Run the question-type filter (scalequest/stages/question_type.py).")
+    not_a_question: bool = Field(True, description="Reject candidates with no ask, or only a number or a fragment.")
+    multiple_choice: bool = Field(True, description="Reject questions that list answer options: (A) … (B) ….")
+    yes_no: bool = Field(True, description="Reject yes/no and true/false questions.")
+    proof: bool = Field(True, description="Reject proof questions ('prove that', 'show that').")
+    multi_part: bool = Field(True, description="Reject multi-part questions ((a)/(b), (i)/(ii), several asks).")
+    min_words: int = Field(2, ge=1, description="Fewer words than this (a formula counts as one) is a fragment.")
+    concurrency: int = Field(1, ge=1, description="Question-type filter actors (regular expressions only).")
+
+
 class DedupConfig(ActorStage):
     enabled: bool = Field(True, description="Drop exact duplicates (normalized text) within a run.")
     concurrency: int = Field(1, ge=1, description="Dedup stage actors (they only ask the seen-set store).")
@@ -463,6 +474,9 @@ class SynthesisConfig(Strict):
     generators: list[GeneratorConfig] = Field(min_length=1, description="Question generators and their shares.")
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Question-generation batching.")
     language: LanguageConfig = Field(default_factory=LanguageConfig, description="English filter.")
+    question_type: QuestionTypeConfig = Field(
+        default_factory=QuestionTypeConfig, description="Question-type filter: multiple choice, yes/no, proof, "
+        "multi-part, not a question.")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Exact de-duplication.")
     solvability: SolvabilityConfig = Field(description="Solvability judge.")
     difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig, description="Difficulty scorer.")

@@ -4,6 +4,7 @@ Stage boundaries (each stage adds columns; none removes any):
   AssignGenerators   id → generator, seed
   GenerateQuestions  → question, question_tokens
   FilterLanguage     → language, language_score
+  FilterQuestionType (rejects only)
   DropDuplicates     → question_hash
   JudgeSolvability   → solvable, solvability_judgement, judge_tokens
   ScoreDifficulty    → difficulty
@@ -24,7 +25,7 @@ KEPT, REJECTED = "kept", "rejected"
 TOKEN_COLUMNS = ("question_tokens", "judge_tokens", "response_tokens")
 
 # Stage names as they appear in reject_stage and in the run report's funnel, in pipeline order.
-FUNNEL_STAGES = ("generate", "language", "dedup", "solvability", "difficulty", "responses", "select")
+FUNNEL_STAGES = ("generate", "language", "question_type", "dedup", "solvability", "difficulty", "responses", "select")
 
 
 def output_schema():

@@ -28,7 +28,8 @@ from scalequest.stages.generate_questions import generator_prefixes as stage_pre
 from scalequest.stages.select import SelectBest
 
 log = logging.getLogger(__name__)
-SCORED = ("generate", "language", "dedup", "solvability", "difficulty")  # the stages before any difficulty drop
+# the stages before any difficulty drop (the calibration pass runs these)
+SCORED = ("generate", "language", "question_type", "dedup", "solvability", "difficulty")
 
 
 def formatter(cfg, name: str) -> ChatFormatter:

@@ -19,6 +19,7 @@ from scalequest.stages.dedup import DropDuplicates
 from scalequest.stages.difficulty import ScoreDifficulty
 from scalequest.stages.generate_questions import GenerateQuestions
 from scalequest.stages.language import FilterLanguage
+from scalequest.stages.question_type import FilterQuestionType
 from scalequest.stages.responses import GenerateResponses
 from scalequest.stages.reward import ScoreResponses
 from scalequest.stages.solvability import JudgeSolvability
@@ -55,6 +56,7 @@ def stage_plan(cfg) -> list[StageSpec]:
         StageSpec("generate", GenerateQuestions, g.batch_size, *_pool(g), g.calls_per_actor,
                   models=tuple(dict.fromkeys(x.model for x in cfg.generators))),
         StageSpec("language", FilterLanguage, None, *_pool(cfg.language), num_cpus=LANGUAGE_CPUS),
+        StageSpec("question_type", FilterQuestionType, None, *_pool(cfg.question_type)),
         StageSpec("dedup", DropDuplicates, None, *_pool(cfg.dedup)),
     ]
     if s.enabled:
@@ -88,6 +90,7 @@ def stage_kwargs(cfg, engines: dict, prefixes: dict, formatter: Callable, seen=N
         "generate": lambda: dict(engines={g.name: engines[g.model] for g in cfg.generators}, prefixes=prefixes,
                                  samplings={g.name: g.sampling for g in cfg.generators}),
         "language": lambda: dict(cfg=cfg.language),
+        "question_type": lambda: dict(cfg=cfg.question_type),
         "dedup": lambda: dict(enabled=cfg.dedup.enabled, store=seen),
         "solvability": lambda: dict(cfg=s, engine=engines[s.model], formatter=formatter(s.model)),
         "difficulty": lambda: dict(cfg=cfg.difficulty, scorer=scorers.get("difficulty")),

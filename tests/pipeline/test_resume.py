@@ -34,7 +34,7 @@ STOPS = list(string.ascii_letters) + ["\ufffd"]  # a random model only ends a "q
 def run_overrides(tiny_llm, tiny_scorer_model, out: Path) -> list[str]:
     return [*tiny_llm, f"num_candidates={N}", f"output.dir={out}", "seed=5", "generators.0.hint=\"\"",
             f"generators.0.sampling.stop={json.dumps(STOPS)}", "generators.0.sampling.max_tokens=16",
-            "language.enabled=false", "solvability.enabled=false", "responses.n=2",
+            "language.enabled=false", "question_type.enabled=false", "solvability.enabled=false", "responses.n=2",
             "responses.sampling.max_tokens=96", "responses.force_answer=false", "ray.num_cpus=8",
             # one block at a time through a solver that decodes 4 sequences at a time: on a quiet machine the
             # shards still take ~10 s to appear, so the kill lands while they are being written
@@ -106,7 +106,7 @@ def test_run_killed_with_sigkill_resumes_to_every_id_exactly_once(tiny_llm, tiny
     assert ids == list(range(N)), f"missing {set(range(N)) - set(ids)}, repeated {len(ids) - len(set(ids))}"
     assert {p: digest(p) for p in before} == before, "a shard written before the kill changed"
     passed_dedup = [r["question_hash"] for r in rows if r["question_hash"]
-                    and r["reject_stage"] not in ("generate", "language", "dedup")]
+                    and r["reject_stage"] not in ("generate", "language", "question_type", "dedup")]
     assert len(passed_dedup) == len(set(passed_dedup)), "a question passed dedup twice across the stop"
     assert (run_dir / "difficulty_threshold.json").read_text() == threshold
     cuts = json.loads(threshold)["thresholds"]

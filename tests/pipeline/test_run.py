@@ -48,7 +48,7 @@ def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_sco
     cfg = load_config("tiny", [
         *tiny_llm, f"num_candidates={n}", f"output.dir={tmp_path}", "seed=3",
         "generators.0.hint=\"\"", f"generators.0.sampling.stop={json.dumps(stops)}",
-        "generators.0.sampling.max_tokens=16", "language.enabled=false", "solvability.enabled=false",
+        "generators.0.sampling.max_tokens=16", "language.enabled=false", "question_type.enabled=false", "solvability.enabled=false",
         "responses.n=2", "responses.sampling.max_tokens=8", "responses.force_answer=false", "ray.num_cpus=8",
         f"difficulty.model_path={tiny_scorer_model}", "difficulty.drop_easiest_share=0.5",
     ])

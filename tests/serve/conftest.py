@@ -28,6 +28,7 @@ def tiny_serve_overrides(tiny_llm, tiny_scorer_model, port: int) -> list[str]:
         "models.smollm2.max_num_seqs=32",
         "generators.0.hint=\"\"", f"generators.0.sampling.stop={json.dumps(stops)}",
         "generators.0.sampling.max_tokens=16", "solvability.sampling.max_tokens=8",
+        "question_type.enabled=false",  # a random model's "questions" are fragments
         "responses.n=2", "responses.sampling.max_tokens=8", "responses.force_answer=false",
         "reward.kind=sequence_classification", f"reward.model_path={tiny_scorer_model}",
         f"difficulty.model_path={tiny_scorer_model}", "ray.num_cpus=8",

@@ -101,7 +101,7 @@ def test_questions_with_solution_runs_the_solver_and_reward_model(http):
 def test_questions_default_filters_reject_random_text_with_reasons(http):
     out = http.post("/v1/questions", json={"n": 1, "seed": 5}).json()
     assert out["num_candidates"] >= 1
-    assert all(k.split(":")[0] in {"generate", "language", "dedup", "solvability"} for k in out["rejected"])
+    assert all(k.split(":")[0] in {"generate", "language", "question_type", "dedup", "solvability"} for k in out["rejected"])
 
 
 def test_questions_difficulty_range_rejects_outside_scores(http):

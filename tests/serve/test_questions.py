@@ -14,7 +14,7 @@ from scalequest.serve.questions import QuestionPlan, QuestionService
 @pytest.fixture(scope="module")
 def service(tiny_model, tiny_llm, tiny_engine):
     stops = list(string.ascii_letters) + ["\ufffd"]  # a random model only ends a "question" on these
-    cfg = load_config("tiny", [*tiny_llm, "generators.0.hint=\"\"",
+    cfg = load_config("tiny", [*tiny_llm, "generators.0.hint=\"\"", "question_type.enabled=false",
                                f"generators.0.sampling.stop={json.dumps(stops)}",
                                "generators.0.sampling.max_tokens=16"])
     return QuestionService(cfg, {"smollm2": tiny_engine}, {"smollm2": ChatFormatter(str(tiny_model))},
@@ -47,7 +47,7 @@ def test_the_service_runs_the_batch_stage_plan_and_a_scorer_it_loads_itself(tiny
     from scalequest.pipeline.plan import stage_plan
 
     stops = list(string.ascii_letters) + ["\ufffd"]
-    cfg = load_config("tiny", [*tiny_llm, "generators.0.hint=\"\"", "solvability.enabled=false",
+    cfg = load_config("tiny", [*tiny_llm, "generators.0.hint=\"\"", "question_type.enabled=false", "solvability.enabled=false",
                                f"generators.0.sampling.stop={json.dumps(stops)}", "generators.0.sampling.max_tokens=16",
                                f"difficulty.model_path={tiny_scorer_model}"])
     service = QuestionService(cfg, {"smollm2": tiny_engine}, {"smollm2": ChatFormatter(str(tiny_model))},

@@ -5,7 +5,14 @@ import pickle
 
 import pytest
 
-from scalequest.config import GeneratorConfig, LanguageConfig, ResponsesConfig, RewardConfig, SolvabilityConfig
+from scalequest.config import (
+    GeneratorConfig,
+    LanguageConfig,
+    QuestionTypeConfig,
+    ResponsesConfig,
+    RewardConfig,
+    SolvabilityConfig,
+)
 from scalequest.engines.chat import ChatFormatter
 from scalequest.errors import StageInputError
 from scalequest.stages.dedup import DropDuplicates
@@ -13,6 +20,7 @@ from scalequest.stages.difficulty import DropEasiest
 from scalequest.stages.finalize import FinalizeRows
 from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions
 from scalequest.stages.language import FilterLanguage
+from scalequest.stages.question_type import FilterQuestionType
 from scalequest.stages.responses import GenerateResponses
 from scalequest.stages.reward import ScoreResponses
 from scalequest.stages.select import SelectBest
@@ -38,6 +46,7 @@ def stages(tiny_model):
         "GenerateQuestions": (GenerateQuestions({"g": _NoEngine()}, {"g": ("p", [])}, {"g": gen.sampling}),
                               ["id", "generator", "seed"]),
         "FilterLanguage": (FilterLanguage(LanguageConfig()), ["question"]),
+        "FilterQuestionType": (FilterQuestionType(QuestionTypeConfig()), ["question"]),
         "DropDuplicates": (DropDuplicates(), ["question"]),
         "JudgeSolvability": (JudgeSolvability(SolvabilityConfig(model="m"), _NoEngine(), fmt),
                              ["question", "seed"]),
