@@ -79,7 +79,9 @@ def write_run(n: int, block: int, out: Path, ckpt: Path | None) -> float:
     from ray.data.checkpoint import CheckpointConfig
 
     ctx = DataContext.get_current()
-    ctx.checkpoint_config = CheckpointConfig(id_column="id", checkpoint_path=str(ckpt)) if ckpt else None
+    # kept after success (the default deletes it), so the second execution finds every id checkpointed
+    ctx.checkpoint_config = CheckpointConfig(id_column="id", checkpoint_path=str(ckpt),
+                                             delete_checkpoint_on_success=False) if ckpt else None
     try:
         t0 = time.perf_counter()
         dataset(n, block).write_parquet(str(out), partition_cols=["status"])
