@@ -1,9 +1,9 @@
 """Question-type filter: rule-based, one reason per rejected row, each rule switched in `question_type.*`.
 Following Big-Math's filters, it rejects question types a solver cannot be trained on with one boxed answer:
 
-  not_a_question   no ask at all (no '?' and no asking word such as find / compute / how many), or a fragment
-                   (fewer than `min_words` words, or a bare number): the tiny run kept "7500." and "20 in 11 minutes
-                   2. Abc 3, 2, 9, 3 There is only 1 20"
+  not_a_question   no ask at all (no '?' and no asking word such as find / compute / how many), a fragment
+                   (fewer than `min_words` words), or only a number or an expression ("34 * 8."): the tiny run
+                   kept "7500." and "20 in 11 minutes 2. Abc 3, 2, 9, 3 There is only 1 20"
   multiple_choice  two or more answer options: (A) … (B) …, $\\textbf{(A)}$ …, or lines "A. …" / "B) …"
   yes_no           "true or false", "yes or no", or an ask that is a yes/no question ("Is … ?", "Does … ?") with no
                    alternative offered ("Is f even, odd, or neither?" is not yes/no)
@@ -88,7 +88,9 @@ def classify(text: str, rules, min_words: int) -> str | None:
     if rules.yes_no and (m := _YES_NO_EXPLICIT.search(plain)):
         return f"yes/no question ('{m.group(0).lower()}')"
     if rules.not_a_question:
-        if _NUMBER_ONLY.match(text) or len(words) < min_words:
+        if _NUMBER_ONLY.match(text):
+            return "not a question: only a number or an expression"
+        if len(words) < min_words:
             return f"not a question: a fragment ({len(words)} words)"
         if not _asking(text):  # on the raw text: "$" is also GSM8K's dollar sign, so masking could hide the ask
             return "not a question: no ask"

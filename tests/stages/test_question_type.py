@@ -22,7 +22,8 @@ def reasons(cfg, questions):
 
 
 @pytest.mark.parametrize(("question", "kind"), [
-    ("7500.", "not a question: a fragment"),
+    ("7500.", "not a question: only a number or an expression"),
+    ("11 * 26 * 3", "not a question: only a number or an expression"),
     ("Abc", "not a question: a fragment"),
     ("20 in 11 minutes 2. Abc 3, 2, 9, 3 There is only 1 20", "not a question: no ask"),
     ("A farmer has 12 cows and 7 goats on his farm near the river.", "not a question: no ask"),
