@@ -1,6 +1,7 @@
 """`ray job submit --working-dir . -- python ray_jobs/train_difficulty.py --config paper [key=value ...]`
 
-Joins the cluster the job runs on (ray.address=auto) and runs difficulty-scorer training (`train.difficulty`) on Ray Train.
+Joins the cluster the job runs on (ray.address=auto) and runs difficulty-scorer
+training (`train.difficulty`) on Ray Train.
 """
 
 import sys

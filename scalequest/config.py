@@ -523,8 +523,8 @@ class SynthesisConfig(Strict):
 # Batch sizes and actor counts qualify because every row's sampling is seeded from (seed, id) alone.
 RUNTIME_KEYS = (
     "name", "max_error_share", "output.*", "cost.*", "ray.*", "serve.*", "train.*", "*.concurrency",
-    "*.max_concurrency", "*.calls_per_actor", "*.batch_size", "*.num_cpus", "*.num_gpus", "models.*.replicas", "models.*.max_num_seqs",
-    "models.*.max_restarts",
+    "*.max_concurrency", "*.calls_per_actor", "*.batch_size", "*.num_cpus", "*.num_gpus", "models.*.replicas",
+    "models.*.max_num_seqs", "models.*.max_restarts",
     "models.*.gpu_memory_utilization", "models.*.tensor_parallel_size", "models.*.enforce_eager",
 )
 

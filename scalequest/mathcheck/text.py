@@ -1,10 +1,17 @@
-"""Question text checks: normalization and hashing for dedup, and the paper's non-English-script filter.
+"""Question text checks: normalization and hashing for dedup, the paper's non-English-script filter, and
+`MATH_SPAN`, the math in a question (the language and question-type filters read the text around it).
 
 Test: `pytest tests/mathcheck/test_text.py`.
 """
 
 import hashlib
+import re
 import unicodedata
+
+# Asymptote code and LaTeX environments first, so a '$' inside them never opens an inline span
+MATH_SPAN = re.compile(
+    r"\[asy\].*?\[/asy\]|\\begin\{([A-Za-z]+\*?)\}.*?\\end\{\1\}"
+    r"|\$\$.*?\$\$|\$.*?\$|\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
 
 # A letter is English-compatible if its name starts with one of these (é, π, 𝑥, ℝ, ℓ, ⁿ, ʼ ...).
 _LETTER_PREFIXES = (

@@ -21,6 +21,7 @@ from scalequest.pipeline.plan import (
     stage_plan,
     used_models,
 )
+from scalequest.schema import FUNNEL_STAGES
 from scalequest.stages.difficulty import DropEasiest
 from scalequest.stages.finalize import FinalizeRows
 from scalequest.stages.generate_questions import AssignGenerators
@@ -29,7 +30,7 @@ from scalequest.stages.select import SelectBest
 
 log = logging.getLogger(__name__)
 # the stages before any difficulty drop (the calibration pass runs these)
-SCORED = ("generate", "language", "question_type", "dedup", "solvability", "difficulty")
+SCORED = FUNNEL_STAGES[: FUNNEL_STAGES.index("difficulty") + 1]
 
 
 def formatter(cfg, name: str) -> ChatFormatter:
@@ -142,7 +143,7 @@ def _front(cfg, engines, ledger, prefixes, ids, seen, names):
     ds = ds.map_batches(AssignGenerators(cfg.generators, cfg.seed), batch_size=gen_batch, num_cpus=CLIENT_CPUS,
                         batch_format="numpy")
     if "dedup" in names:
-        seen = seen or _new_seen(cfg)
+        seen = seen or new_seen_set(cfg)
     kwargs = stage_kwargs(cfg, engines, prefixes, lambda name: formatter(cfg, name), seen)
     for spec in stage_plan(cfg):
         if spec.name in names:
@@ -150,7 +151,8 @@ def _front(cfg, engines, ledger, prefixes, ids, seen, names):
     return ds
 
 
-def _new_seen(cfg):
+def new_seen_set(cfg):
+    """The run's dedup store (`dedup.store_actors` actors), or None with dedup off."""
     return RemoteSeenSet.start(cfg.dedup.store_actors) if cfg.dedup.enabled else None
 
 
@@ -160,7 +162,7 @@ def build_dataset(cfg, engines: dict, ledger, ids=None, seen=None, thresholds: d
     (`scalequest.pipeline.calibrate`)."""
     b = DatasetBuilder(ledger)
     prefixes = generator_prefixes(cfg)
-    seen = seen or _new_seen(cfg)
+    seen = seen or new_seen_set(cfg)
     ds = scored_dataset(cfg, engines, ledger, ids, seen, prefixes)
     if cfg.difficulty.model_path:
         ds = ds.map_batches(DropEasiest(thresholds or {}), batch_size=None, batch_format="numpy",

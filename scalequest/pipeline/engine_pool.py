@@ -43,7 +43,8 @@ class EngineActor:
         """Seconds since the engine loaded (`up_s`) and of those, seconds with at least one call in flight
         (`busy_s`): an engine idles while the stages feeding it stall."""
         now = time.monotonic()
-        return {"up_s": now - self.loaded, "busy_s": self.busy_s + (now - self.busy_since if self.in_flight else 0.0)}
+        running = now - self.busy_since if self.in_flight else 0.0
+        return {"up_s": now - self.loaded, "busy_s": self.busy_s + running}
 
     async def generate(self, prompts, seeds=None, *, sampling):
         from vllm.v1.engine.exceptions import EngineDeadError

@@ -136,15 +136,14 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
     """Stream `todo` through the pipeline into shards, printing the status line; stop past max_error_share."""
     import ray
 
-    from scalequest.pipeline.actors import RemoteSeenSet
-    from scalequest.pipeline.build import build_dataset
+    from scalequest.pipeline.build import build_dataset, new_seen_set
     from scalequest.pipeline.calibrate import difficulty_thresholds
     from scalequest.pipeline.plan import CLIENT_CPUS
     from scalequest.pipeline.progress import Progress, RayMetrics
     from scalequest.pipeline.run_dir import DATA_DIR, THRESHOLD_FILE, resume_command
     from scalequest.pipeline.shards import WriteShards, dedup_hashes
 
-    seen = RemoteSeenSet.start(cfg.dedup.store_actors) if cfg.dedup.enabled else None
+    seen = new_seen_set(cfg)
     for hashes in dedup_hashes(scan.files) if seen else ():  # a question kept before a stop still blocks its
         seen.record(hashes)                                   # duplicates after it
     thresholds = (difficulty_thresholds(cfg, engines, todo, run_dir / THRESHOLD_FILE)

@@ -60,9 +60,10 @@ class QuestionService:
             "solvability": cfg.solvability.model_copy(update={"enabled": True})})
         kwargs = stage_kwargs(full, engines, self.prefixes, formatters.__getitem__,
                               scorers={"difficulty": difficulty_scorer, "reward": reward_scorer})
-        self.plan = [spec.name for spec in stage_plan(full)]
+        specs = stage_plan(full)
+        self.plan = [spec.name for spec in specs]
         self.dedup_kwargs = kwargs["dedup"]()
-        self.stages = {spec.name: spec.cls(**kwargs[spec.name]()) for spec in stage_plan(full) if spec.name != "dedup"}
+        self.stages = {spec.name: spec.cls(**kwargs[spec.name]()) for spec in specs if spec.name != "dedup"}
         self.select = SelectBest()
         self.models = {g.name: cfg.models[g.model].path for g in cfg.generators}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from scalequest.mathcheck import foreign_script
+from scalequest.mathcheck.text import MATH_SPAN
 from scalequest.stages.base import Rejects, column, require
 
 STAGE = "language"
@@ -27,16 +28,13 @@ class FastTextDetector:
         return best["lang"], float(best["score"])
 
 
-_MATH_SPAN = re.compile(
-    r"\[asy\].*?\[/asy\]|\\begin\{([A-Za-z]+\*?)\}.*?\\end\{\1\}"  # Asymptote code, LaTeX environments
-    r"|\$\$.*?\$\$|\$.*?\$|\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
 _COMMAND = re.compile(r"\\[A-Za-z]+")
 _WORD = re.compile(r"[^\W\d_]{2,}")  # two or more letters: 'x' and 'n' are variables, not prose
 
 
 def prose(text: str) -> str:
     """`text` without its math: inline/display math spans and LaTeX commands removed, whitespace collapsed."""
-    return " ".join(_COMMAND.sub(" ", _MATH_SPAN.sub(" ", text)).split())
+    return " ".join(_COMMAND.sub(" ", MATH_SPAN.sub(" ", text)).split())
 
 
 def prose_words(text: str) -> int:

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import re
 
+from scalequest.mathcheck.text import MATH_SPAN
 from scalequest.stages.base import Rejects, column, require
 
 STAGE = "question_type"
 
-_MATH = re.compile(r"\$\$.*?\$\$|\$.*?\$|\\\(.*?\\\)|\\\[.*?\\\]|\[asy\].*?\[/asy\]"
-                   r"|\\begin\{([A-Za-z]+\*?)\}.*?\\end\{\1\}", re.DOTALL)
 _OPTION = re.compile(r"\(\s*([A-E])\s*\)|\\textbf\{\s*\(\s*([A-E])\s*\)|(?:^|\n)\s*([A-E])[.)]\s+\S")
 _ASK_WORDS = re.compile(
     r"\b(find|compute|calculate|determine|evaluate|simplify|solve|express|what|how|which|who|whom|when|where|why|"
@@ -53,7 +52,7 @@ def _masked(text: str) -> str:
     def span(m: re.Match) -> str:  # a sentence that ends inside the math still ends
         return " MATH. " if m.group(0).strip("$ \\,;]").endswith(".") else " MATH "
 
-    return _QUOTED.sub(" QUOTE ", _MATH.sub(span, text))
+    return _QUOTED.sub(" QUOTE ", MATH_SPAN.sub(span, text))
 
 
 def _asking(text: str) -> bool:
@@ -77,7 +76,7 @@ def _labelled_parts(plain: str) -> int:
     return 0
 
 
-def classify(text: str, rules, min_words: int) -> str | None:
+def classify(text: str, rules) -> str | None:
     """The reject reason for question `text` under the enabled `rules` (a QuestionTypeConfig), or None."""
     plain = _masked(text)
     words = re.findall(r"\w+", plain)
@@ -90,7 +89,7 @@ def classify(text: str, rules, min_words: int) -> str | None:
     if rules.not_a_question:
         if _NUMBER_ONLY.match(text):
             return "not a question: only a number or an expression"
-        if len(words) < min_words:
+        if len(words) < rules.min_words:
             return f"not a question: a fragment ({len(words)} words)"
         if not _asking(text):  # on the raw text: "$" is also GSM8K's dollar sign, so masking could hide the ask
             return "not a question: no ask"
@@ -102,8 +101,9 @@ def classify(text: str, rules, min_words: int) -> str | None:
     if rules.multi_part:
         if _labelled_parts(plain) >= 2:
             return "multi-part question (labelled parts)"
-        if len([a for a in asks if not _RESTATED.match(a)]) >= 2:
-            return f"multi-part question ({len(asks)} asks)"
+        separate = [a for a in asks if not _RESTATED.match(a)]
+        if len(separate) >= 2:
+            return f"multi-part question ({len(separate)} asks)"
     return None
 
 
@@ -120,7 +120,7 @@ class FilterQuestionType:
         rejects = Rejects(batch, n)
         if self.cfg.enabled:
             for i in rejects.kept():
-                if reason := classify(questions[i] or "", self.cfg, self.cfg.min_words):
+                if reason := classify(questions[i] or "", self.cfg):
                     rejects.reject(i, STAGE, reason)
         out = {k: column(batch, k) for k in batch}
         out.update(**rejects.columns())
