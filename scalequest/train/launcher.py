@@ -168,16 +168,18 @@ def resume_checkpoint():
 def prepare_worker(ray_cfg: RayTrainConfig | dict) -> RayTrainConfig:
     """Call at the top of a training loop, before building the TRL config (returns the validated config).
 
-    With DeepSpeed on CPU: a distributed env for a lone process (else DeepSpeed asks for mpi4py), DeepSpeed's CPU
-    accelerator, and an Accelerate state created for DeepSpeed with gloo, which `trainer_kwargs` tells the TRL config
-    to reuse (without it Accelerate sees one process and gloo's allgather fails).
+    With DeepSpeed: a distributed env for a lone process outside Ray Train (else DeepSpeed asks for mpi4py). On CPU
+    also DeepSpeed's CPU accelerator, and an Accelerate state created for DeepSpeed with gloo, which `trainer_kwargs`
+    tells the TRL config to reuse (without it Accelerate sees one process and gloo's allgather fails).
     """
     ray_cfg = RayTrainConfig.model_validate(ray_cfg)
-    if not ray_cfg.deepspeed or ray_cfg.use_gpu:
+    if not ray_cfg.deepspeed:
         return ray_cfg
     if "RANK" not in os.environ:
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
                           MASTER_PORT=str(_free_port()))
+    if ray_cfg.use_gpu:
+        return ray_cfg
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", torch_extensions_dir())
     os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
@@ -256,6 +258,10 @@ def write_stats(folder: Path, timer, trainer, metrics: dict) -> dict:
         "train_loss": metrics.get("train_loss"),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
     }
+    import torch
+
+    if torch.cuda.is_available():
+        record["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"rank{args.process_index}.json").write_text(json.dumps(record) + "\n")
     return record
