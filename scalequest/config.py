@@ -132,12 +132,70 @@ class QuestionTypeConfig(ActorStage):
     concurrency: int = Field(1, ge=1, description="Question-type filter actors (regular expressions only).")
 
 
+class BenchmarkFile(Strict):
+    path: str = Field(description="A JSONL or Parquet file of benchmark items (e.g. ../shared/data/gsm8k/test.jsonl).")
+    field: str = Field("question", description="The column holding each item's text (GSM8K 'question', MATH "
+                       "'problem').")
+    name: str | None = Field(None, description="Name in reject reasons and reports (default: folder_stem, e.g. "
+                             "gsm8k_test).")
+
+    @property
+    def label(self) -> str:
+        p = Path(self.path)
+        return self.name or f"{p.parent.name}_{p.stem}".strip("_")
+
+
+class DecontamConfig(ActorStage):
+    enabled: bool = Field(True, description="Reject questions that overlap a benchmark test set (runs when "
+                          "`benchmarks` lists any).")
+    ngram: int = Field(13, ge=3, description="Word n-gram length: a question sharing one n-gram with a benchmark "
+                       "item is contaminated (an exact normalized-text match always is).")
+    benchmarks: list[BenchmarkFile] = Field(
+        default_factory=list, description="Benchmark test sets to check against (each read once per stage actor; "
+        "a missing or empty file fails before Ray starts).")
+    concurrency: int = Field(1, ge=1, description="Decontamination actors (each holds the hashed n-grams of every "
+                             "benchmark).")
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        labels = [b.label for b in self.benchmarks]
+        if dupes := sorted({x for x in labels if labels.count(x) > 1}):
+            raise ValueError(f"benchmark names {dupes} are used twice: give each a distinct `name`")
+        return self
+
+
 class DedupConfig(ActorStage):
     enabled: bool = Field(True, description="Drop exact duplicates (normalized text) within a run.")
     concurrency: int = Field(1, ge=1, description="Dedup stage actors (they only ask the seen-set store).")
     store_actors: int = Field(
         1, ge=1, description="Actors holding the run's seen-question set, each a hash range of it (memory and "
         "lookups spread over them; one copy of a question always lands on the same one).")
+
+
+class NearDupConfig(ActorStage):
+    enabled: bool = Field(True, description="Drop near-duplicates within a run (MinHash LSH; the first copy is kept).")
+    threshold: float = Field(0.8, gt=0.0, le=1.0, description="Estimated Jaccard similarity of character shingles "
+                             "at or above which a later question is a near-copy of an earlier one.")
+    shingle: int = Field(5, ge=1, description="Character n-gram length of the shingles (of the normalized text).")
+    num_perm: int = Field(128, ge=8, description="MinHash values per question.")
+    bands: int = Field(16, ge=1, description="LSH bands (num_perm / bands values each; must divide num_perm). More "
+                       "bands find more near-copies below the threshold as candidates, all then checked.")
+    seed: int = Field(42, description="MinHash seed (signatures are the same in every process for a seed).")
+    concurrency: int = Field(1, ge=1, description="Near-dup stage actors (signatures). One actor decides in order, "
+                             "so the first copy is always the one kept; with more, two near-copies decided at the "
+                             "same moment by different actors can both be kept.")
+    store_actors: int = Field(1, ge=1, description="Actors holding the run's LSH index, each a share of the bands "
+                              "(memory and lookups spread over them).")
+
+    @model_validator(mode="after")
+    def _bands_divide(self):
+        if self.num_perm % self.bands:
+            raise ValueError(f"bands {self.bands} does not divide num_perm {self.num_perm}: choose bands from "
+                             f"{[b for b in range(1, self.num_perm + 1) if self.num_perm % b == 0]}")
+        if self.store_actors > self.bands:
+            raise ValueError(f"store_actors {self.store_actors} is more than bands {self.bands}: each store actor "
+                             f"holds at least one band")
+        return self
 
 
 class SolvabilityConfig(ActorStage):
@@ -477,7 +535,11 @@ class SynthesisConfig(Strict):
     question_type: QuestionTypeConfig = Field(
         default_factory=QuestionTypeConfig, description="Question-type filter: multiple choice, yes/no, proof, "
         "multi-part, not a question.")
+    decontam: DecontamConfig = Field(default_factory=DecontamConfig, description="Benchmark decontamination "
+                                     "(word n-gram overlap and exact match with test sets).")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Exact de-duplication.")
+    near_dup: NearDupConfig = Field(default_factory=NearDupConfig, description="Near-duplicate removal (MinHash "
+                                    "LSH over character shingles).")
     solvability: SolvabilityConfig = Field(description="Solvability judge.")
     difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig, description="Difficulty scorer.")
     responses: ResponsesConfig = Field(description="Solver responses.")
@@ -523,7 +585,8 @@ class SynthesisConfig(Strict):
 # Batch sizes and actor counts qualify because every row's sampling is seeded from (seed, id) alone.
 RUNTIME_KEYS = (
     "name", "max_error_share", "output.*", "cost.*", "ray.*", "serve.*", "train.*", "*.concurrency",
-    "*.max_concurrency", "*.calls_per_actor", "*.batch_size", "*.num_cpus", "*.num_gpus", "models.*.replicas",
+    "*.max_concurrency", "*.calls_per_actor", "*.batch_size", "*.num_cpus", "*.num_gpus", "*.store_actors",
+    "models.*.replicas",
     "models.*.max_num_seqs", "models.*.max_restarts",
     "models.*.gpu_memory_utilization", "models.*.tensor_parallel_size", "models.*.enforce_eager",
 )

@@ -5,7 +5,9 @@ Stage boundaries (each stage adds columns; none removes any):
   GenerateQuestions  → question, question_tokens
   FilterLanguage     → language, language_score
   FilterQuestionType (rejects only)
+  DropContaminated   (rejects only)
   DropDuplicates     → question_hash
+  DropNearDuplicates (rejects only)
   JudgeSolvability   → solvable, solvability_judgement, judge_tokens
   ScoreDifficulty    → difficulty
   GenerateResponses  → responses, response_answers, response_tokens
@@ -25,7 +27,8 @@ KEPT, REJECTED = "kept", "rejected"
 TOKEN_COLUMNS = ("question_tokens", "judge_tokens", "response_tokens")
 
 # Stage names as they appear in reject_stage and in the run report's funnel, in pipeline order.
-FUNNEL_STAGES = ("generate", "language", "question_type", "dedup", "solvability", "difficulty", "responses", "select")
+FUNNEL_STAGES = ("generate", "language", "question_type", "decontam", "dedup", "near_dup", "solvability",
+                 "difficulty", "responses", "select")
 
 
 def output_schema():

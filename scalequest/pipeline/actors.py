@@ -1,5 +1,5 @@
-"""Small Ray actors the pipeline shares between stage replicas: the run's seen-question set (exact dedup) and the
-per-stage timing ledger for the run report; plus `TimedStage`, which runs any stage and reports its busy time."""
+"""Small Ray actors the pipeline shares between stage replicas: the run's seen-question set (exact dedup), its
+near-duplicate LSH index split by bands, and the per-stage timing ledger for the run report; plus `TimedStage`, which runs any stage and reports its busy time."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import ray
 
 from scalequest.stages.base import run_guarded
 from scalequest.stages.dedup import SeenSet
+from scalequest.stages.near_dup import BandGroup
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,43 @@ class RemoteSeenSet:
     def record(self, hashes):
         hashes = list(hashes)
         ray.get([self.actors[k].record.remote([hashes[i] for i in idx]) for k, idx in self._parts(hashes).items()])
+
+
+@ray.remote(num_cpus=0)
+class BandStore(BandGroup):
+    """`BandGroup` as one actor: the LSH tables and signature values of some of the bands."""
+
+
+class RemoteBandGroups:
+    """The `BandGroup` interface over `BandStore` actors, each holding a share of the bands (band b on actor
+    b mod n): candidates are the union of theirs, agreement the sum of theirs; every call goes to all of them."""
+
+    def __init__(self, actors: list):
+        self.actors = actors
+
+    @classmethod
+    def start(cls, cfg) -> RemoteBandGroups:
+        """`cfg`: NearDupConfig (bands, num_perm, store_actors)."""
+        n, rows = cfg.store_actors, cfg.num_perm // cfg.bands
+        return cls([BandStore.remote(range(k, cfg.bands, n), rows) for k in range(n)])
+
+    def candidates(self, sigs):
+        sigs = ray.put(sigs) if len(self.actors) > 1 else sigs  # one copy in the object store for all of them
+        parts = ray.get([a.candidates.remote(sigs) for a in self.actors])
+        return [sorted(set().union(*rows)) for rows in zip(*parts)]
+
+    def agreement(self, sigs, candidates):
+        if len(self.actors) > 1:
+            sigs, candidates = ray.put(sigs), ray.put(candidates)
+        parts = ray.get([a.agreement.remote(sigs, candidates) for a in self.actors])
+        return [[sum(vals) for vals in zip(*rows)] for rows in zip(*parts)]
+
+    def insert(self, ids, sigs) -> None:
+        sigs = ray.put(sigs) if len(self.actors) > 1 else sigs
+        ray.get([a.insert.remote(ids, sigs) for a in self.actors])
+
+    def size(self) -> int:
+        return ray.get(self.actors[0].size.remote())
 
 
 @ray.remote(num_cpus=0)

@@ -1,5 +1,5 @@
-"""Wire the stages into one Ray Data Dataset: candidate ids → assign → generate → language → dedup →
-solvability → [difficulty] → responses → reward → select → finalize. Engines are started before and shared; the
+"""Wire the stages into one Ray Data Dataset: candidate ids → assign → generate → language → question type →
+decontam → dedup → near dup → solvability → [difficulty] → responses → reward → select → finalize. Engines are started before and shared; the
 ids are all of 0..num_candidates-1 on a new run and the ones not yet on disk on a resumed one.
 """
 
@@ -12,7 +12,7 @@ import ray
 from ray.data import ActorPoolStrategy
 
 from scalequest.engines.chat import ChatFormatter
-from scalequest.pipeline.actors import RemoteSeenSet, TimedStage
+from scalequest.pipeline.actors import RemoteBandGroups, RemoteSeenSet, TimedStage
 from scalequest.pipeline.plan import (
     CLIENT_CPUS,
     STAGE_MEMORY,
@@ -127,14 +127,15 @@ def question_dataset(cfg, engines: dict, ledger, prefixes: dict | None = None, i
     return _front(cfg, engines, ledger, prefixes or generator_prefixes(cfg), ids, None, ("generate",))
 
 
-def scored_dataset(cfg, engines: dict, ledger, ids=None, seen=None, prefixes: dict | None = None):
-    """ids → assign → generate → language → dedup → [solvability] → [difficulty score]: every stage before any
-    row is dropped by difficulty (the calibration pass runs exactly this). `seen`: the dedup store (a
-    `RemoteSeenSet`; a new, empty one by default)."""
-    return _front(cfg, engines, ledger, prefixes or generator_prefixes(cfg), ids, seen, SCORED)
+def scored_dataset(cfg, engines: dict, ledger, ids=None, stores: dict | None = None,
+                   prefixes: dict | None = None):
+    """ids → assign → generate → language → question type → [decontam] → dedup → [near dup] → [solvability] →
+    [difficulty score]: every stage before any row is dropped by difficulty (the calibration pass runs exactly
+    this). `stores`: the run's dedup seen set and near-dup index (`new_stores`; new, empty ones by default)."""
+    return _front(cfg, engines, ledger, prefixes or generator_prefixes(cfg), ids, stores, SCORED)
 
 
-def _front(cfg, engines, ledger, prefixes, ids, seen, names):
+def _front(cfg, engines, ledger, prefixes, ids, stores, names):
     import numpy as np
 
     b = DatasetBuilder(ledger)
@@ -143,31 +144,37 @@ def _front(cfg, engines, ledger, prefixes, ids, seen, names):
     ds = ds.map_batches(AssignGenerators(cfg.generators, cfg.seed), batch_size=gen_batch, num_cpus=CLIENT_CPUS,
                         batch_format="numpy")
     if "dedup" in names:
-        seen = seen or new_seen_set(cfg)
-    kwargs = stage_kwargs(cfg, engines, prefixes, lambda name: formatter(cfg, name), seen)
+        stores = stores or new_stores(cfg)
+    kwargs = stage_kwargs(cfg, engines, prefixes, lambda name: formatter(cfg, name), stores)
     for spec in stage_plan(cfg):
         if spec.name in names:
             ds = b.add_spec(ds, spec, kwargs[spec.name]())
     return ds
 
 
-def new_seen_set(cfg):
-    """The run's dedup store (`dedup.store_actors` actors), or None with dedup off."""
-    return RemoteSeenSet.start(cfg.dedup.store_actors) if cfg.dedup.enabled else None
+def new_stores(cfg) -> dict:
+    """The run's shared state: "dedup", the seen set (`dedup.store_actors` actors), and "near_dup", the LSH
+    index (`near_dup.store_actors` actors); each only when its stage is on."""
+    stores = {}
+    if cfg.dedup.enabled:
+        stores["dedup"] = RemoteSeenSet.start(cfg.dedup.store_actors)
+    if cfg.near_dup.enabled:
+        stores["near_dup"] = RemoteBandGroups.start(cfg.near_dup)
+    return stores
 
 
-def build_dataset(cfg, engines: dict, ledger, ids=None, seen=None, thresholds: dict | None = None):
+def build_dataset(cfg, engines: dict, ledger, ids=None, stores: dict | None = None, thresholds: dict | None = None):
     """The lazy, streaming Dataset of finalized rows for `ids` (default: all candidates), wired from the stage
     plan. `thresholds`: per generator, the difficulty below which questions are dropped
     (`scalequest.pipeline.calibrate`)."""
     b = DatasetBuilder(ledger)
     prefixes = generator_prefixes(cfg)
-    seen = seen or new_seen_set(cfg)
-    ds = scored_dataset(cfg, engines, ledger, ids, seen, prefixes)
+    stores = stores or new_stores(cfg)
+    ds = scored_dataset(cfg, engines, ledger, ids, stores, prefixes)
     if cfg.difficulty.model_path:
         ds = ds.map_batches(DropEasiest(thresholds or {}), batch_size=None, batch_format="numpy",
                             num_cpus=CLIENT_CPUS)
-    kwargs = stage_kwargs(cfg, engines, prefixes, lambda name: formatter(cfg, name), seen)
+    kwargs = stage_kwargs(cfg, engines, prefixes, lambda name: formatter(cfg, name), stores)
     for spec in stage_plan(cfg):
         if spec.name not in SCORED:
             ds = b.add_spec(ds, spec, kwargs[spec.name]())

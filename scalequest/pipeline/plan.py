@@ -15,10 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from scalequest.mathcheck.benchmarks import load_benchmarks
+from scalequest.stages.decontam import DropContaminated
 from scalequest.stages.dedup import DropDuplicates
 from scalequest.stages.difficulty import ScoreDifficulty
 from scalequest.stages.generate_questions import GenerateQuestions
 from scalequest.stages.language import FilterLanguage
+from scalequest.stages.near_dup import DropNearDuplicates
 from scalequest.stages.question_type import FilterQuestionType
 from scalequest.stages.responses import GenerateResponses
 from scalequest.stages.reward import ScoreResponses
@@ -50,15 +53,20 @@ class StageSpec:
 
 
 def stage_plan(cfg) -> list[StageSpec]:
-    """The actor stages of a run of `cfg`, in pipeline order (solvability and difficulty only when enabled)."""
+    """The actor stages of a run of `cfg`, in pipeline order (decontam, near_dup, solvability and difficulty only
+    when enabled)."""
     g, s, d, r, w = cfg.generate, cfg.solvability, cfg.difficulty, cfg.responses, cfg.reward
     plan = [
         StageSpec("generate", GenerateQuestions, g.batch_size, *_pool(g), g.calls_per_actor,
                   models=tuple(dict.fromkeys(x.model for x in cfg.generators))),
         StageSpec("language", FilterLanguage, None, *_pool(cfg.language), num_cpus=LANGUAGE_CPUS),
         StageSpec("question_type", FilterQuestionType, None, *_pool(cfg.question_type)),
-        StageSpec("dedup", DropDuplicates, None, *_pool(cfg.dedup)),
     ]
+    if cfg.decontam.enabled and cfg.decontam.benchmarks:
+        plan.append(StageSpec("decontam", DropContaminated, None, *_pool(cfg.decontam)))  # ~30K lookups/s
+    plan.append(StageSpec("dedup", DropDuplicates, None, *_pool(cfg.dedup)))
+    if cfg.near_dup.enabled:
+        plan.append(StageSpec("near_dup", DropNearDuplicates, None, *_pool(cfg.near_dup)))  # ~13K/s
     if s.enabled:
         plan.append(StageSpec("solvability", JudgeSolvability, s.batch_size, *_pool(s), s.calls_per_actor,
                               models=(s.model,)))
@@ -79,19 +87,22 @@ def _pool(stage_cfg) -> tuple[int, int | None]:
     return stage_cfg.concurrency, stage_cfg.max_concurrency
 
 
-def stage_kwargs(cfg, engines: dict, prefixes: dict, formatter: Callable, seen=None,
+def stage_kwargs(cfg, engines: dict, prefixes: dict, formatter: Callable, stores: dict | None = None,
                  scorers: dict | None = None) -> dict[str, Callable[[], dict]]:
     """Stage name → a function making that stage's constructor keywords. `engines`: model key → engine (the
     pipeline's shared clients, or Serve's deployment handles); `prefixes`: generator name → (prefix, stops);
-    `formatter(model_key)` → ChatFormatter; `seen`: the dedup store (None = a set of the stage's own); `scorers`:
+    `formatter(model_key)` → ChatFormatter; `stores`: the run's shared state by stage, "dedup" (seen set) and
+    "near_dup" (LSH index) (missing = the stage keeps its own); `scorers`:
     ready scorers for "difficulty" / "reward" (missing = the stage loads its own)."""
-    s, r, scorers = cfg.solvability, cfg.responses, scorers or {}
+    s, r, scorers, stores = cfg.solvability, cfg.responses, scorers or {}, stores or {}
     return {
         "generate": lambda: dict(engines={g.name: engines[g.model] for g in cfg.generators}, prefixes=prefixes,
                                  samplings={g.name: g.sampling for g in cfg.generators}),
         "language": lambda: dict(cfg=cfg.language),
         "question_type": lambda: dict(cfg=cfg.question_type),
-        "dedup": lambda: dict(enabled=cfg.dedup.enabled, store=seen),
+        "decontam": lambda: dict(cfg=cfg.decontam, benchmarks=load_benchmarks(cfg.decontam.benchmarks)),
+        "dedup": lambda: dict(enabled=cfg.dedup.enabled, store=stores.get("dedup")),
+        "near_dup": lambda: dict(cfg=cfg.near_dup, index=stores.get("near_dup")),
         "solvability": lambda: dict(cfg=s, engine=engines[s.model], formatter=formatter(s.model)),
         "difficulty": lambda: dict(cfg=cfg.difficulty, scorer=scorers.get("difficulty")),
         "responses": lambda: dict(cfg=r, engine=engines[r.model], formatter=formatter(r.model)),

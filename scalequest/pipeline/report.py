@@ -6,6 +6,7 @@ summary.json and summary.txt."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -55,9 +56,23 @@ def scan_counts(data_dir: Path) -> tuple[int, int, Counter, dict[str, int]]:
     return rows, kept, rejects, tokens
 
 
+def contamination(rejects: Counter, benchmarks: list[str]) -> dict[str, int]:
+    """Rows the decontam stage rejected, per benchmark: every name in `benchmarks` (0 when clean), plus any other
+    name the shards carry (a resumed run's earlier benchmarks)."""
+    out = dict.fromkeys(benchmarks, 0)
+    for (stage, kind), n in rejects.items():
+        if stage == "decontam" and (m := _CONTAMINATED.match(kind)):
+            out[m.group(1)] = out.get(m.group(1), 0) + n
+    return out
+
+
+_CONTAMINATED = re.compile(r"contaminated: (\S+) item")
+
+
 def build_report(data_dir: Path, ledger: dict, wall_s: float, skipped: list[str], extra: dict,
-                 cost=None) -> dict:
-    """The report dict; `cost(kept, tokens) -> dict` (scalequest.pipeline.cost) adds the cost block."""
+                 cost=None, benchmarks: list[str] = ()) -> dict:
+    """The report dict; `cost(kept, tokens) -> dict` (scalequest.pipeline.cost) adds the cost block; `benchmarks`:
+    the decontamination benchmarks' names (each gets a count, 0 included)."""
     rows, kept, rejects, tokens = scan_counts(data_dir)
     stage_time = {k: {"busy_s": round(v["busy_s"], 2), "span_s": round(v["last_end"] - v["first_start"], 2),
                       "batches": v["batches"], "rows": v["rows"]} for k, v in ledger.items()}
@@ -65,6 +80,9 @@ def build_report(data_dir: Path, ledger: dict, wall_s: float, skipped: list[str]
     if cost is not None:
         extra = {**extra, "cost": cost(kept, {**tokens, "total": total_tokens})}
     return dict(candidates=rows, kept=kept, funnel=funnel_from_counts(rows, rejects), skipped_stages=skipped,
+                contamination=contamination(rejects, list(benchmarks)),
+                duplicates={"exact": sum(n for (st, _), n in rejects.items() if st == "dedup"),
+                            "near": sum(n for (st, _), n in rejects.items() if st == "near_dup")},
                 stage_time=stage_time, tokens_generated={**tokens, "total": total_tokens},
                 wall_s=round(wall_s, 1), output_tokens_per_s=round(total_tokens / wall_s, 1) if wall_s else None,
                 **extra)
@@ -78,6 +96,11 @@ def render_text(report: dict) -> str:
         lines.append(f"{f['stage']:<12}{f['in']:>8}{f['kept']:>8}{f['rejected']:>10}  {reasons}")
     for s in report["skipped_stages"]:
         lines.append(f"(skipped: {s})")
+    if "duplicates" in report:
+        lines.append(f"duplicates removed: {report['duplicates']['exact']} exact, {report['duplicates']['near']} near")
+    if report.get("contamination"):
+        lines.append("contaminated (rejected by decontam): " + ", ".join(
+            f"{name} {n}" for name, n in report["contamination"].items()))
     lines += ["", "busy time per stage (summed over replicas):"]
     lines += [f"  {k:<12}{v['busy_s']:>9.1f} s over {v['batches']} batches" for k, v in report["stage_time"].items()]
     t = report["tokens_generated"]

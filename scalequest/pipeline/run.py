@@ -124,10 +124,12 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
     skipped = [] if cfg.difficulty.model_path else ["difficulty: no difficulty.model_path configured"]
     if not cfg.solvability.enabled:
         skipped.append("solvability: solvability.enabled is false")
+    if not (cfg.decontam.enabled and cfg.decontam.benchmarks):
+        skipped.append("decontam: no decontam.benchmarks listed (or decontam.enabled is false)")
     report = build_report(run_dir / DATA_DIR, ray.get(ledger.snapshot.remote()), time.perf_counter() - t0, skipped,
                           dict(run_dir=str(run_dir), engine_load_s=round(load_s, 1), config_hash=cfg.config_hash(),
                                resumed_with=len(scan.ids), set_aside=[str(p) for p in scan.set_aside]),
-                          cost_of(run_dir, cfg))
+                          cost_of(run_dir, cfg), [b.label for b in cfg.decontam.benchmarks])
     write_report(run_dir, report)
     log.info("\n%s", render_text(report))
 
@@ -136,19 +138,18 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
     """Stream `todo` through the pipeline into shards, printing the status line; stop past max_error_share."""
     import ray
 
-    from scalequest.pipeline.build import build_dataset, new_seen_set
+    from scalequest.pipeline.build import build_dataset, new_stores
     from scalequest.pipeline.calibrate import difficulty_thresholds
     from scalequest.pipeline.plan import CLIENT_CPUS
     from scalequest.pipeline.progress import Progress, RayMetrics
     from scalequest.pipeline.run_dir import DATA_DIR, THRESHOLD_FILE, resume_command
-    from scalequest.pipeline.shards import WriteShards, dedup_hashes
+    from scalequest.pipeline.shards import WriteShards
 
-    seen = new_seen_set(cfg)
-    for hashes in dedup_hashes(scan.files) if seen else ():  # a question kept before a stop still blocks its
-        seen.record(hashes)                                   # duplicates after it
+    stores = new_stores(cfg)
+    refill(stores, scan.files, cfg)  # a question kept before a stop still blocks its copies after it
     thresholds = (difficulty_thresholds(cfg, engines, todo, run_dir / THRESHOLD_FILE)
                   if cfg.difficulty.model_path else None)
-    ds = build_dataset(cfg, engines, ledger, todo, seen, thresholds)
+    ds = build_dataset(cfg, engines, ledger, todo, stores, thresholds)
     ds = ds.map_batches(WriteShards(str(run_dir / DATA_DIR), token), batch_size=None, batch_format="pyarrow",
                         num_cpus=CLIENT_CPUS)
     progress = Progress(cfg.num_candidates, len(scan.ids), scan.kept, cfg.output.progress_every_s,
@@ -164,3 +165,22 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
                 f"max_error_share to accept them)")
     log.info("%s", progress.line())
 
+
+
+def refill(stores: dict, files: list, cfg) -> None:
+    """Put what earlier executions recorded back into the run's stores: the question hashes that passed dedup into
+    the seen set, the signatures of the questions that passed near-dup into the LSH index."""
+    from scalequest.pipeline.shards import dedup_hashes, near_dup_rows
+    from scalequest.stages.near_dup import signatures
+
+    if not files:
+        return
+    if "dedup" in stores:
+        for hashes in dedup_hashes(files):
+            stores["dedup"].record(hashes)
+    if "near_dup" in stores:
+        t0, n = time.perf_counter(), 0
+        for ids, questions in near_dup_rows(files):
+            stores["near_dup"].insert(ids, signatures(questions, cfg.near_dup))
+            n += len(ids)
+        log.info("near-dup index refilled with %d questions in %.1f s", n, time.perf_counter() - t0)

@@ -9,6 +9,7 @@ so a reader never sees half a file; what a kill leaves behind (temporaries, unre
   WriteShards(data_dir)       Ray Data stage: pyarrow block in → files on disk, one summary row out
   scan_shards(run_dir)        ids already on disk (set-aside files reported), for `--resume`
   dedup_hashes(data_dir)      per shard, the question hashes that passed dedup (to refill the seen set)
+  near_dup_rows(data_dir)     per shard, the ids and questions that passed near-dup (to refill the LSH index)
 
 Test: tests/pipeline/test_shards.py (no Ray), tests/pipeline/test_resume.py (kill -9 and resume).
 """
@@ -33,6 +34,7 @@ SET_ASIDE = "set_aside"
 WRITER_FILE = "writer"  # the token of the execution allowed to write shards
 # rows rejected at these stages never reached the seen set (dedup) or were its repeats
 BEFORE_SEEN = set(FUNNEL_STAGES[: FUNNEL_STAGES.index("dedup") + 1])
+BEFORE_NEAR_INDEX = set(FUNNEL_STAGES[: FUNNEL_STAGES.index("near_dup") + 1])  # likewise for the near-dup index
 
 
 class RunStateError(ScaleQuestError):
@@ -175,3 +177,14 @@ def dedup_hashes(files: list[Path]) -> Iterator[list[str]]:
     for path in files:
         t = pq.read_table(path, columns=["question_hash", REJECT_STAGE]).to_pydict()
         yield [h for h, s in zip(t["question_hash"], t[REJECT_STAGE]) if h is not None and s not in BEFORE_SEEN]
+
+
+def near_dup_rows(files: list[Path]) -> Iterator[tuple[list[int], list[str]]]:
+    """Per shard, (ids, questions) of rows that passed near-dup (the run's LSH index before a stop)."""
+    import pyarrow.parquet as pq
+
+    for path in files:
+        t = pq.read_table(path, columns=["id", "question", REJECT_STAGE]).to_pydict()
+        rows = [(i, q) for i, q, s in zip(t["id"], t["question"], t[REJECT_STAGE]) if q and s not in BEFORE_NEAR_INDEX]
+        if rows:
+            yield [i for i, _ in rows], [q for _, q in rows]

@@ -49,6 +49,7 @@ class QuestionService:
     """
 
     SOLUTION = ("responses", "reward")  # stages that run only when a request asks for the solution
+    PER_REQUEST = ("dedup", "near_dup")  # a fresh one per request (its own seen set / LSH index)
 
     def __init__(self, cfg, engines: dict, formatters: dict[str, ChatFormatter], reward_scorer=None,
                  difficulty_scorer=None, max_candidates: int = 64):
@@ -62,8 +63,10 @@ class QuestionService:
                               scorers={"difficulty": difficulty_scorer, "reward": reward_scorer})
         specs = stage_plan(full)
         self.plan = [spec.name for spec in specs]
-        self.dedup_kwargs = kwargs["dedup"]()
-        self.stages = {spec.name: spec.cls(**kwargs[spec.name]()) for spec in specs if spec.name != "dedup"}
+        self.per_request = {spec.name: (spec.cls, kwargs[spec.name]()) for spec in specs
+                            if spec.name in self.PER_REQUEST}
+        self.stages = {spec.name: spec.cls(**kwargs[spec.name]()) for spec in specs
+                       if spec.name not in self.PER_REQUEST}
         self.select = SelectBest()
         self.models = {g.name: cfg.models[g.model].path for g in cfg.generators}
 
@@ -72,11 +75,12 @@ class QuestionService:
         "rejected": {"stage: reason": count}}."""
         by_name = {g.name: g for g in self.cfg.generators}
         assign = AssignGenerators([by_name[name] for name in plan.generators], plan.seed)
-        dedup = DropDuplicates(**{**self.dedup_kwargs, "enabled": plan.dedup})  # a fresh seen-set per request
+        fresh = {name: cls(**({**kwargs, "enabled": plan.dedup} if cls is DropDuplicates else kwargs))
+                 for name, (cls, kwargs) in self.per_request.items()}  # near_dup is skipped when dedup is off
         kept, rejected, drawn = [], Counter(), 0
         while len(kept) < plan.n and drawn < self.max_candidates:
             k = min(self.max_candidates - drawn, (plan.n - len(kept)) * OVERSAMPLE)
-            batch = self._filter(assign({"id": list(range(drawn, drawn + k))}), plan, dedup)
+            batch = self._filter(assign({"id": list(range(drawn, drawn + k))}), plan, fresh)
             drawn += k
             for row in _rows(batch):
                 if row["reject_reason"] is None:
@@ -87,14 +91,15 @@ class QuestionService:
         return dict(questions=questions, num_candidates=drawn, num_passed=len(kept), seed=plan.seed,
                     rejected=dict(rejected))
 
-    def _filter(self, batch: dict, plan: QuestionPlan, dedup: DropDuplicates) -> dict:
-        """The plan's stages in its order, those the request switched off skipped."""
+    def _filter(self, batch: dict, plan: QuestionPlan, fresh: dict) -> dict:
+        """The plan's stages in its order, those the request switched off skipped; `fresh`: this request's
+        dedup and near-dup stages."""
         wanted = {"language": plan.language, "solvability": plan.solvability, "dedup": True,
-                  **dict.fromkeys(self.SOLUTION, plan.with_solution)}
+                  "near_dup": plan.dedup, **dict.fromkeys(self.SOLUTION, plan.with_solution)}
         for name in self.plan:
             if not wanted.get(name, True):
                 continue
-            batch = (dedup if name == "dedup" else self.stages[name])(batch)
+            batch = (fresh[name] if name in fresh else self.stages[name])(batch)
             if name == "difficulty":
                 if plan.difficulty_min is not None:
                     batch = DropEasiest(plan.difficulty_min)(batch)

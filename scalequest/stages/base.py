@@ -68,9 +68,9 @@ class Rejects:
 
 
 def reason_kind(reason: str) -> str:
-    """Group detailed reasons: drop quoted values, parentheses and numbers ("language 'fr' (fastText 0.87)" →
-    "language")."""
-    kind = re.sub(r"\s*\([^)]*\)|'[^']*'|\d+(\.\d+)?", "", reason)
+    """Group detailed reasons: drop quoted values, parentheses and numbers that stand alone ("language 'fr'
+    (fastText 0.87)" → "language"; "contaminated: gsm8k_test item 17 (…)" → "contaminated: gsm8k_test item")."""
+    kind = re.sub(r"\s*\([^)]*\)|'[^']*'|\b\d+(\.\d+)?\b", "", reason)
     return re.sub(r"\s+", " ", kind).strip(" :-") or reason
 
 

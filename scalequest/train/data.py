@@ -106,16 +106,19 @@ def _question_column(columns, source) -> str:
                       f"{sorted(columns)[:10]}) — use GSM8K-style 'question' or MATH-style 'problem' rows")
 
 
-def read_records(path: Path) -> list[dict]:
+def read_records(path: Path, what: str = "train data") -> list[dict]:
     """The rows of a Parquet file, or the JSON objects of a JSONL file (other lines skipped with a warning).
 
-    Raises ConfigError for a JSONL file without a single JSON object.
+    Raises ConfigError (starting with `what`, the config key) for a file without a single row.
     """
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        rows = pq.read_table(path).to_pylist()
+        if not rows:
+            raise ConfigError(f"{what}: '{path}' has no rows — an empty file cannot be used")
+        return rows
     rows, bad = [], 0
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -132,7 +135,7 @@ def read_records(path: Path) -> list[dict]:
     if bad:
         log.warning("%s: skipped %d line(s) that are not JSON objects", path, bad)
     if not rows:
-        raise ConfigError(f"train data: '{path}' has no JSON object rows — expected one JSON object per line")
+        raise ConfigError(f"{what}: '{path}' has no JSON object rows — expected one JSON object per line")
     return rows
 
 

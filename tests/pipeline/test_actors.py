@@ -218,3 +218,23 @@ def test_seen_set_split_over_store_actors_stays_exact(local_ray):
         assert remote.first_seen(hashes[i:i + 20]) == local.first_seen(hashes[i:i + 20])
     sizes = local_ray.get([a.size.remote() for a in remote.actors])
     assert sum(sizes) == 30 and min(sizes) > 0  # every question once, spread over the three actors
+
+
+def test_near_dup_index_split_over_band_actors_decides_as_one_index(local_ray, shared_data):
+    import json
+
+    from scalequest.config import load_config
+    from scalequest.pipeline.actors import RemoteBandGroups
+    from scalequest.stages.near_dup import DropNearDuplicates
+
+    with open(shared_data / "gsm8k/train.jsonl") as f:
+        base = [json.loads(line)["question"] for _, line in zip(range(40), f)]
+    questions = [q for q in base for q in (q, q.replace(" ", "  ", 1) + " Show your work.")]  # each + a near-copy
+    cfg = load_config("tiny", ["near_dup.store_actors=3"]).near_dup
+    split, alone = DropNearDuplicates(cfg, RemoteBandGroups.start(cfg)), DropNearDuplicates(cfg)
+    for i in range(0, 80, 16):
+        batch = {"id": list(range(i, i + 16)), "question": questions[i:i + 16]}
+        assert split(batch)["reject_reason"] == alone(batch)["reject_reason"]
+    assert 0 < alone.index.size() < 80  # some near-copies were rejected, the firsts indexed
+    # each of the three actors holds its share of the bands for every indexed question
+    assert local_ray.get([a.size.remote() for a in split.index.actors]) == [alone.index.size()] * 3

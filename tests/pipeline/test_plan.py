@@ -10,15 +10,18 @@ from scalequest.pipeline.plan import stage_plan, used_models
 
 def test_plan_lists_the_actor_stages_in_order_with_optional_ones_when_enabled():
     assert [s.name for s in stage_plan(load_config("tiny"))] == [
-        "generate", "language", "question_type", "dedup", "solvability", "responses", "reward"]
-    cfg = load_config("tiny", ["solvability.enabled=false", "difficulty.model_path=x"])
+        "generate", "language", "question_type", "decontam", "dedup", "near_dup", "solvability", "responses",
+        "reward"]
+    cfg = load_config("tiny", ["solvability.enabled=false", "difficulty.model_path=x", "decontam.enabled=false",
+                               "near_dup.enabled=false"])
     assert [s.name for s in stage_plan(cfg)] == ["generate", "language", "question_type", "dedup", "difficulty",
                                                  "responses", "reward"]
 
 
 @pytest.mark.parametrize("key, stage", [
     ("generate.concurrency", "generate"), ("language.concurrency", "language"), ("dedup.concurrency", "dedup"),
-    ("question_type.concurrency", "question_type"),
+    ("question_type.concurrency", "question_type"), ("decontam.concurrency", "decontam"),
+    ("near_dup.concurrency", "near_dup"),
     ("solvability.concurrency", "solvability"), ("difficulty.concurrency", "difficulty"),
     ("responses.concurrency", "responses"), ("reward.concurrency", "reward"),
 ])
@@ -42,8 +45,8 @@ def test_judge_model_is_used_only_while_the_judge_runs():
         update={"enabled": False})})) == {"smollm2"}
 
 
-@pytest.mark.parametrize("stage", ["generate", "language", "question_type", "dedup", "solvability", "difficulty",
-                                   "responses", "reward"])
+@pytest.mark.parametrize("stage", ["generate", "language", "question_type", "decontam", "dedup", "near_dup", "solvability",
+                                   "difficulty", "responses", "reward"])
 def test_every_actor_stage_takes_an_autoscaling_bound_that_reaches_ray_data(stage):
     from scalequest.pipeline.build import actor_pool
 

@@ -1,6 +1,8 @@
 import pytest
 
-from scalequest.pipeline.report import funnel, render_text
+from collections import Counter
+
+from scalequest.pipeline.report import contamination, funnel, render_text
 from scalequest.stages.base import reason_kind
 
 
@@ -10,6 +12,8 @@ from scalequest.stages.base import reason_kind
     ("too easy (difficulty 0.100 < 0.400)", "too easy"),
     ("non-English character '你' (CJK UNIFIED IDEOGRAPH-4F60)", "non-English character"),
     ("judged unsolvable", "judged unsolvable"),
+    ("contaminated: gsm8k_test item 17 (9 of 41 13-grams shared)", "contaminated: gsm8k_test item"),
+    ("contaminated: math500 item 3 (exact text)", "contaminated: math500 item"),
 ])
 def test_reason_kind_groups_details(reason, kind):
     assert reason_kind(reason) == kind
@@ -60,3 +64,9 @@ def test_report_counts_stream_over_the_shards_and_match_the_rows(tmp_path):
     assert report["funnel"] == funnel(rows)
     assert report["tokens_generated"] == {"question_tokens": 18, "judge_tokens": 9, "response_tokens": 0,
                                           "total": 27}
+
+
+def test_contamination_counts_every_configured_benchmark_zero_included():
+    rejects = Counter({("decontam", "contaminated: math_test item"): 3, ("decontam", "contaminated: old item"): 1,
+                       ("dedup", "duplicate of an earlier question"): 5})
+    assert contamination(rejects, ["gsm8k_test", "math_test"]) == {"gsm8k_test": 0, "math_test": 3, "old": 1}

@@ -83,6 +83,9 @@ def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_sco
     assert all((r["reject_stage"] == "difficulty") == (r["difficulty"] < cut) for r in scored)
     assert report["resumed_with"] == 0 and report["set_aside"] == []
     assert report["cost"]["executions"] == 1 and report["cost"]["engine_s_per_kept"]["smollm2"] > 0
+    assert report["contamination"] == {"gsm8k_test": 0, "math_test": 0}  # a random model copies no benchmark
+    assert "decontam" in report["stage_time"] and "near_dup" in report["stage_time"]
+    assert set(report["duplicates"]) == {"exact", "near"}
 
 
 def test_packaged_configs_fit_their_local_ray():
@@ -131,6 +134,8 @@ def test_tiny_config_produces_kept_pairs(tmp_path, shared_data):
     _check_funnel(report, n)
     kept = [r for r in _read_all(run_dir).to_pylist() if r["status"] == "kept"]
     assert kept, f"the tiny run kept nothing: {report['funnel']}"
+    assert len({r["question_hash"] for r in kept}) == len(kept), "exact duplicates among kept rows"
+    assert set(report["contamination"]) == {"gsm8k_test", "math_test"}
     for r in kept:
         assert r["question"].strip() and "\\boxed{" in r["response"] and r["final_answer"]
         # formula-dominated questions pass on the script rule whatever fastText guesses (see FilterLanguage)
