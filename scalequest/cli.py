@@ -1,4 +1,5 @@
-"""`scalequest synthesize | serve | train qft|qpo|difficulty | models prepare | validate` — thin: parse, load + validate config, call one function.
+"""`scalequest synthesize | serve | card | publish | audit | train qft|qpo|difficulty | models prepare | validate`
+— thin: parse, load + validate config, call one function.
 
 `scalequest --help` stays fast: heavy imports happen inside the commands.
 """
@@ -51,6 +52,44 @@ def cmd_validate(args) -> int:
     if args.check_paths:
         preflight(cfg)
     print(f"config '{args.config}' is valid (hash {cfg.config_hash()})")
+    return 0
+
+
+def cmd_card(args) -> int:
+    import json
+
+    from scalequest.pipeline.card import write_card
+    from scalequest.pipeline.run_dir import stored_config
+
+    run_dir = Path(args.run_dir)
+    cfg = stored_config(run_dir)
+    summary = run_dir / "summary.json"
+    if not summary.is_file():
+        from scalequest.errors import ConfigError
+
+        raise ConfigError(f"card: no summary.json in '{run_dir}' — the run has not finished an execution yet; "
+                          f"finish it with `scalequest synthesize --resume {run_dir}`")
+    print(f"dataset card: {write_card(run_dir, cfg, json.loads(summary.read_text()))}")
+    return 0
+
+
+def cmd_publish(args) -> int:
+    from scalequest.pipeline.publish import publish
+
+    publish(Path(args.run_dir), args.repo, dry_run=args.dry_run, include_rejected=args.include_rejected,
+            private=args.private)
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from scalequest.audit import audit, render
+    from scalequest.config import load_config
+
+    cfg = load_config(args.config or "tiny", args.overrides)
+    result = audit(args.path, cfg, args.field, args.response_field, args.out)
+    print(render(result, args.path, cfg))
+    if args.out:
+        print(f"flagged rows with their reasons: {args.out}")
     return 0
 
 
@@ -116,6 +155,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. num_candidates=50")
     p.add_argument("--check-paths", action="store_true", help="also check model folders and the output folder")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("card", help="(re)write a run folder's dataset card (README.md) and plots")
+    p.add_argument("run_dir", help="the run folder (holds config.yaml, summary.json and data/)")
+    p.set_defaults(func=cmd_card)
+
+    p = sub.add_parser("publish", help="upload a run's card, plots and kept shards to a Hugging Face dataset repo")
+    p.add_argument("run_dir", help="the run folder")
+    p.add_argument("--repo", required=True, help="dataset repo id, e.g. me/scalequest-math")
+    p.add_argument("--dry-run", action="store_true", help="list the files and sizes; upload nothing (no token needed)")
+    p.add_argument("--include-rejected", action="store_true", help="also upload the rejected shards")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("audit", help="check any JSONL/Parquet dataset: duplicates, near duplicates, benchmark "
+                       "contamination, question types, boxed answers")
+    p.add_argument("path", help="a .jsonl or .parquet file, or a folder of Parquet files (e.g. a run's data/)")
+    _config_args(p, required=False)
+    p.add_argument("--field", help="the question column (default: the first of question, problem, query, prompt)")
+    p.add_argument("--response-field", help="the response column (default: response, solution, output if present)")
+    p.add_argument("--out", help="write the flagged rows with their reasons to this JSONL file")
+    p.set_defaults(func=cmd_audit)
 
     train = sub.add_parser("train", help="train generators and scorers on Ray Train (section `train` of the config)")
     train_sub = train.add_subparsers(dest="train_command", required=True)

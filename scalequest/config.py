@@ -198,6 +198,13 @@ class NearDupConfig(ActorStage):
         return self
 
 
+class CardConfig(Strict):
+    license: str = Field("apache-2.0", description="License in the dataset card's header (a Hugging Face license id; "
+                         "check the generator, judge and solver models' licenses).")
+    pretty_name: str | None = Field(None, description="The card's title (default: 'ScaleQuest synthetic math (<name>)').")
+    tags: list[str] = Field(default_factory=list, description="Extra tags for the card's header.")
+
+
 class SolvabilityConfig(ActorStage):
     enabled: bool = Field(True, description="Ask the judge whether each question is a solvable math problem.")
     model: str = Field(description="Key into `models` for the judge.")
@@ -538,6 +545,7 @@ class SynthesisConfig(Strict):
     decontam: DecontamConfig = Field(default_factory=DecontamConfig, description="Benchmark decontamination "
                                      "(word n-gram overlap and exact match with test sets).")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Exact de-duplication.")
+    card: CardConfig = Field(default_factory=CardConfig, description="The run folder's dataset card (README.md).")
     near_dup: NearDupConfig = Field(default_factory=NearDupConfig, description="Near-duplicate removal (MinHash "
                                     "LSH over character shingles).")
     solvability: SolvabilityConfig = Field(description="Solvability judge.")
@@ -584,7 +592,7 @@ class SynthesisConfig(Strict):
 # How a run executes, not which rows it makes: a resumed run may change these (and they stay out of config_hash).
 # Batch sizes and actor counts qualify because every row's sampling is seeded from (seed, id) alone.
 RUNTIME_KEYS = (
-    "name", "max_error_share", "output.*", "cost.*", "ray.*", "serve.*", "train.*", "*.concurrency",
+    "name", "max_error_share", "output.*", "cost.*", "card.*", "ray.*", "serve.*", "train.*", "*.concurrency",
     "*.max_concurrency", "*.calls_per_actor", "*.batch_size", "*.num_cpus", "*.num_gpus", "*.store_actors",
     "models.*.replicas",
     "models.*.max_num_seqs", "models.*.max_restarts",

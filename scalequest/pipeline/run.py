@@ -96,6 +96,7 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
     import ray
 
     from scalequest.pipeline.actors import StageLedger
+    from scalequest.pipeline.card import write_card
     from scalequest.pipeline.cost import cost_of, record_execution
     from scalequest.pipeline.engine_pool import start_engines
     from scalequest.pipeline.plan import used_models
@@ -131,6 +132,7 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
                                resumed_with=len(scan.ids), set_aside=[str(p) for p in scan.set_aside]),
                           cost_of(run_dir, cfg), [b.label for b in cfg.decontam.benchmarks])
     write_report(run_dir, report)
+    write_card(run_dir, cfg, report)
     log.info("\n%s", render_text(report))
 
 

@@ -86,6 +86,7 @@ def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_sco
     assert report["contamination"] == {"gsm8k_test": 0, "math_test": 0}  # a random model copies no benchmark
     assert "decontam" in report["stage_time"] and "near_dup" in report["stage_time"]
     assert set(report["duplicates"]) == {"exact", "near"}
+    assert (run_dir / "README.md").read_text().startswith("---\nlicense:") and (run_dir / "plots/funnel.png").is_file()
 
 
 def test_packaged_configs_fit_their_local_ray():
@@ -136,6 +137,14 @@ def test_tiny_config_produces_kept_pairs(tmp_path, shared_data):
     assert kept, f"the tiny run kept nothing: {report['funnel']}"
     assert len({r["question_hash"] for r in kept}) == len(kept), "exact duplicates among kept rows"
     assert set(report["contamination"]) == {"gsm8k_test", "math_test"}
+    import datasets
+
+    from scalequest.pipeline.publish import publish
+
+    pairs = datasets.load_dataset(str(run_dir), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert sorted(pairs["id"]) == sorted(r["id"] for r in kept)
+    files = publish(run_dir, "me/tiny", dry_run=True)
+    assert "README.md" in files and any(f.startswith("data/status=kept/") for f in files)
     for r in kept:
         assert r["question"].strip() and "\\boxed{" in r["response"] and r["final_answer"]
         # formula-dominated questions pass on the script rule whatever fastText guesses (see FilterLanguage)
