@@ -93,6 +93,8 @@ class GeneratorConfig(Strict):
     drop_easiest_share: float | None = Field(
         None, ge=0.0, lt=1.0, description="This generator's own difficulty.drop_easiest_share (the paper drops "
         "the easy share of DeepSeekMath-QGen's questions only); none = the global one.")
+    difficulty_target_shares: list[float] | None = Field(
+        None, description="This generator's own difficulty.target_shares; none = the global one.")
     hint: str = Field(
         "",
         description="Text appended after the pre-query prefix. Leave empty for QFT-trained generators (the method "
@@ -237,11 +239,57 @@ class DifficultyConfig(ActorStage):
     threshold: float | None = Field(
         None, description="A fixed threshold instead of calibrating: questions scored below it are dropped "
         "(for every generator but those with drop_easiest_share 0).")
+    bin_edges: list[float] = Field(
+        default_factory=lambda: [0.3, 0.7], description="Difficulty scores that cut the bins of target_shares "
+        "(ascending): [0.3, 0.7] = easy below 0.3, medium, hard from 0.7.")
+    bin_names: list[str] | None = Field(None, description="Names of the bins in reasons and the report (default: "
+                                        "easy/medium/hard for 3 bins, else bin0, bin1, …).")
+    target_shares: list[float] | None = Field(
+        None, description="Wanted share of each difficulty bin among the questions kept after the easiest-share "
+        "drop (one per bin, summing to 1). Each row is kept with its bin's acceptance probability, set from the "
+        "calibration sample so the kept bins match these shares; none = no sampling.")
     batch_size: int = Field(32, ge=1, description="Questions per scoring batch.")
     max_length: int = Field(512, ge=16, description="Token limit per question.")
     concurrency: int = Field(1, ge=1, description="Difficulty-scorer actors (each loads the scorer).")
     num_cpus: float = Field(1.0, ge=0.0, description="Ray CPUs per scorer actor.")
     num_gpus: float = Field(0.0, ge=0.0, description="Ray GPUs per scorer actor.")
+
+
+    @model_validator(mode="after")
+    def _bins_fit(self):
+        if any(b <= a for a, b in zip(self.bin_edges, self.bin_edges[1:])):
+            raise ValueError(f"bin_edges {self.bin_edges} must be ascending")
+        if self.bin_names is not None and len(self.bin_names) != len(self.bin_edges) + 1:
+            raise ValueError(f"bin_names has {len(self.bin_names)} names for {len(self.bin_edges) + 1} bins "
+                             f"(bin_edges {self.bin_edges}): give one name per bin")
+        check_shares(self.target_shares, self.bin_edges, "target_shares")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        if self.bin_names:
+            return list(self.bin_names)
+        n = len(self.bin_edges) + 1
+        return ["easy", "medium", "hard"] if n == 3 else [f"bin{i}" for i in range(n)]
+
+
+def check_shares(shares: list[float] | None, edges: list[float], key: str) -> None:
+    """`shares`, when given, has one non-negative share per bin of `edges` and sums to 1."""
+    if shares is None:
+        return
+    if len(shares) != len(edges) + 1:
+        raise ValueError(f"{key} has {len(shares)} shares for {len(edges) + 1} bins (difficulty.bin_edges {edges}): "
+                         f"give one share per bin")
+    if any(x < 0 for x in shares) or abs(sum(shares) - 1) > 1e-6:
+        raise ValueError(f"{key} {shares} must be non-negative and sum to 1 (they sum to {sum(shares):g})")
+
+
+class SelectConfig(Strict):
+    min_agreement: float | None = Field(
+        None, ge=0.0, le=1.0, description="Reject a question whose selected answer fewer than this share of the "
+        "responses agree with (majority check; none = off, as in the paper, which keeps the best of five).")
+    min_reward: float | None = Field(None, description="Reject a question whose selected response's reward is "
+                                     "below this (reward model runs only; none = off).")
 
 
 class ResponsesConfig(ActorStage):
@@ -545,14 +593,15 @@ class SynthesisConfig(Strict):
     decontam: DecontamConfig = Field(default_factory=DecontamConfig, description="Benchmark decontamination "
                                      "(word n-gram overlap and exact match with test sets).")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Exact de-duplication.")
-    card: CardConfig = Field(default_factory=CardConfig, description="The run folder's dataset card (README.md).")
     near_dup: NearDupConfig = Field(default_factory=NearDupConfig, description="Near-duplicate removal (MinHash "
                                     "LSH over character shingles).")
     solvability: SolvabilityConfig = Field(description="Solvability judge.")
     difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig, description="Difficulty scorer.")
     responses: ResponsesConfig = Field(description="Solver responses.")
     reward: RewardConfig = Field(default_factory=RewardConfig, description="Response scoring and selection.")
+    select: SelectConfig = Field(default_factory=SelectConfig, description="Thresholds on the selected response.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where and how results are written.")
+    card: CardConfig = Field(default_factory=CardConfig, description="The run folder's dataset card (README.md).")
     ray: RayConfig = Field(default_factory=RayConfig, description="Ray connection and local resources.")
     cost: CostConfig = Field(default_factory=CostConfig, description="Prices for the run report's cost block.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training jobs (QFT, QPO, difficulty).")
@@ -566,6 +615,13 @@ class SynthesisConfig(Strict):
         if dup:
             raise ValueError(f"generator names must be unique; repeated: {sorted(dup)}")
         return gens
+
+    @model_validator(mode="after")
+    def _generator_targets_fit_the_bins(self):
+        for i, g in enumerate(self.generators):
+            check_shares(g.difficulty_target_shares, self.difficulty.bin_edges,
+                         f"generators.{i}.difficulty_target_shares")
+        return self
 
     @model_validator(mode="after")
     def _model_refs_exist(self):

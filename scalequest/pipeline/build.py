@@ -22,7 +22,7 @@ from scalequest.pipeline.plan import (
     used_models,
 )
 from scalequest.schema import FUNNEL_STAGES
-from scalequest.stages.difficulty import DropEasiest
+from scalequest.stages.difficulty import DropEasiest, SampleDifficulty
 from scalequest.stages.finalize import FinalizeRows
 from scalequest.stages.generate_questions import AssignGenerators
 from scalequest.stages.generate_questions import generator_prefixes as stage_prefixes
@@ -163,21 +163,27 @@ def new_stores(cfg) -> dict:
     return stores
 
 
-def build_dataset(cfg, engines: dict, ledger, ids=None, stores: dict | None = None, thresholds: dict | None = None):
+def build_dataset(cfg, engines: dict, ledger, ids=None, stores: dict | None = None,
+                  calibration: dict | None = None):
     """The lazy, streaming Dataset of finalized rows for `ids` (default: all candidates), wired from the stage
-    plan. `thresholds`: per generator, the difficulty below which questions are dropped
-    (`scalequest.pipeline.calibrate`)."""
+    plan. `calibration`: per generator, the difficulty below which questions are dropped ("thresholds") and the
+    difficulty bins' keep probabilities ("acceptance") (`scalequest.pipeline.calibrate`)."""
     b = DatasetBuilder(ledger)
     prefixes = generator_prefixes(cfg)
     stores = stores or new_stores(cfg)
     ds = scored_dataset(cfg, engines, ledger, ids, stores, prefixes)
+    calibration = calibration or {}
     if cfg.difficulty.model_path:
-        ds = ds.map_batches(DropEasiest(thresholds or {}), batch_size=None, batch_format="numpy",
+        ds = ds.map_batches(DropEasiest(calibration.get("thresholds") or {}), batch_size=None, batch_format="numpy",
                             num_cpus=CLIENT_CPUS)
+    if any((calibration.get("acceptance") or {}).values()):
+        d = cfg.difficulty
+        ds = ds.map_batches(SampleDifficulty(calibration["acceptance"], d.bin_edges, d.names, cfg.seed),
+                            batch_size=None, batch_format="numpy", num_cpus=CLIENT_CPUS)
     kwargs = stage_kwargs(cfg, engines, prefixes, lambda name: formatter(cfg, name), stores)
     for spec in stage_plan(cfg):
         if spec.name not in SCORED:
             ds = b.add_spec(ds, spec, kwargs[spec.name]())
-    ds = ds.map_batches(SelectBest(), batch_size=None, batch_format="numpy", num_cpus=CLIENT_CPUS)
+    ds = ds.map_batches(SelectBest(cfg.select), batch_size=None, batch_format="numpy", num_cpus=CLIENT_CPUS)
     per_gen, common = provenance(cfg, prefixes)
     return ds.map_batches(FinalizeRows(per_gen, common), batch_size=None, num_cpus=CLIENT_CPUS, batch_format="numpy")

@@ -61,6 +61,10 @@ def card_text(cfg, report: dict, run_name: str, plots: dict[str, str]) -> str:
         lines.append(f"| {f['stage']} | {f['in']:,} | {f['kept']:,} | {f['rejected']:,} | {reasons} |")
     if "funnel" in plots:
         lines += ["", f"![funnel]({plots['funnel']})"]
+    if bins := report.get("difficulty_bins"):
+        lines += ["", f"Difficulty bins (scores cut at {bins['edges']}), before and after the difficulty stage:", "",
+                  "| bin | before | after |", "|---|---|---|"]
+        lines += [f"| {n} | {a:,} | {b:,} |" for n, a, b in zip(bins["names"], bins["before"], bins["after"])]
     lines += ["", "## Duplicates and contamination", ""]
     dup = report.get("duplicates", {})
     lines.append(f"- Exact duplicates removed (normalized text): {dup.get('exact', 0):,}; near-duplicates removed "
@@ -109,10 +113,14 @@ def _method(cfg) -> list[str]:
            else "off") + "); exact and near-duplicate removal; solvability judged by "
         + (f"{cfg.models[s.model].path}" if s.enabled else "nobody (off)") + "; difficulty "
         + (f"scored by {d.model_path}, easiest {d.drop_easiest_share:.0%} dropped" if d.model_path else "not scored")
-        + ".",
+        + (f", sampled toward bin shares {d.target_shares}" if d.model_path and d.target_shares else "") + ".",
         f"3. **Responses**: {r.n} per question from {cfg.models[r.model].path} (sampling "
         f"{json.dumps(r.sampling.model_dump())}), the best kept by "
-        + (f"reward model {w.model_path}" if w.kind != "agreement" else "answer agreement (majority vote)") + ".",
+        + (f"reward model {w.model_path}" if w.kind != "agreement" else "answer agreement (majority vote)")
+        + (f"; a pair is rejected when fewer than {cfg.select.min_agreement:.0%} of the responses agree with its "
+           "answer" if cfg.select.min_agreement is not None else "")
+        + (f"; or when its reward is below {cfg.select.min_reward:g}" if cfg.select.min_reward is not None else "")
+        + ".",
     ]
 
 

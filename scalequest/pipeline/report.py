@@ -69,11 +69,31 @@ def contamination(rejects: Counter, benchmarks: list[str]) -> dict[str, int]:
 _CONTAMINATED = re.compile(r"contaminated: (\S+) item")
 
 
+def difficulty_bins(data_dir: Path, edges: list[float], names: list[str]) -> dict | None:
+    """Scored questions per difficulty bin before the difficulty stage (every scored row) and after it (those it
+    kept: past the easiest-share drop and the bin sampling); None when nothing was scored."""
+    import pyarrow.dataset as pads
+
+    from scalequest.stages.difficulty import bin_counts
+
+    before, after = [0] * (len(edges) + 1), [0] * (len(edges) + 1)
+    dataset = pads.dataset(str(data_dir), format="parquet", partitioning="hive")
+    for batch in dataset.to_batches(columns=["difficulty", REJECT_STAGE]):
+        cols = batch.to_pydict()
+        scored = [(d, st) for d, st in zip(cols["difficulty"], cols[REJECT_STAGE]) if d is not None]
+        before = [a + b for a, b in zip(before, bin_counts([d for d, _ in scored], edges))]
+        after = [a + b for a, b in zip(after, bin_counts([d for d, st in scored if st != "difficulty"], edges))]
+    return {"names": names, "edges": edges, "before": before, "after": after} if sum(before) else None
+
+
 def build_report(data_dir: Path, ledger: dict, wall_s: float, skipped: list[str], extra: dict,
-                 cost=None, benchmarks: list[str] = ()) -> dict:
+                 cost=None, benchmarks: list[str] = (), bins: tuple[list[float], list[str]] | None = None) -> dict:
     """The report dict; `cost(kept, tokens) -> dict` (scalequest.pipeline.cost) adds the cost block; `benchmarks`:
-    the decontamination benchmarks' names (each gets a count, 0 included)."""
+    the decontamination benchmarks' names (each gets a count, 0 included); `bins`: difficulty bin edges and names
+    for the distribution before and after the difficulty stage."""
     rows, kept, rejects, tokens = scan_counts(data_dir)
+    if bins is not None and (dist := difficulty_bins(data_dir, *bins)):
+        extra = {**extra, "difficulty_bins": dist}
     stage_time = {k: {"busy_s": round(v["busy_s"], 2), "span_s": round(v["last_end"] - v["first_start"], 2),
                       "batches": v["batches"], "rows": v["rows"]} for k, v in ledger.items()}
     total_tokens = sum(tokens.values())
@@ -96,6 +116,10 @@ def render_text(report: dict) -> str:
         lines.append(f"{f['stage']:<12}{f['in']:>8}{f['kept']:>8}{f['rejected']:>10}  {reasons}")
     for s in report["skipped_stages"]:
         lines.append(f"(skipped: {s})")
+    if "difficulty_bins" in report:
+        b = report["difficulty_bins"]
+        lines.append(f"difficulty bins ({'/'.join(b['names'])}, cut at {b['edges']}): before "
+                     f"{'/'.join(map(str, b['before']))}, after {'/'.join(map(str, b['after']))}")
     if "duplicates" in report:
         lines.append(f"duplicates removed: {report['duplicates']['exact']} exact, {report['duplicates']['near']} near")
     if report.get("contamination"):

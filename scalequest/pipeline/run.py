@@ -130,7 +130,8 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
     report = build_report(run_dir / DATA_DIR, ray.get(ledger.snapshot.remote()), time.perf_counter() - t0, skipped,
                           dict(run_dir=str(run_dir), engine_load_s=round(load_s, 1), config_hash=cfg.config_hash(),
                                resumed_with=len(scan.ids), set_aside=[str(p) for p in scan.set_aside]),
-                          cost_of(run_dir, cfg), [b.label for b in cfg.decontam.benchmarks])
+                          cost_of(run_dir, cfg), [b.label for b in cfg.decontam.benchmarks],
+                          (cfg.difficulty.bin_edges, cfg.difficulty.names))
     write_report(run_dir, report)
     write_card(run_dir, cfg, report)
     log.info("\n%s", render_text(report))
@@ -141,7 +142,7 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
     import ray
 
     from scalequest.pipeline.build import build_dataset, new_stores
-    from scalequest.pipeline.calibrate import difficulty_thresholds
+    from scalequest.pipeline.calibrate import calibration_scores, difficulty_calibration
     from scalequest.pipeline.plan import CLIENT_CPUS
     from scalequest.pipeline.progress import Progress, RayMetrics
     from scalequest.pipeline.run_dir import DATA_DIR, THRESHOLD_FILE, resume_command
@@ -149,9 +150,9 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
 
     stores = new_stores(cfg)
     refill(stores, scan.files, cfg)  # a question kept before a stop still blocks its copies after it
-    thresholds = (difficulty_thresholds(cfg, engines, todo, run_dir / THRESHOLD_FILE)
-                  if cfg.difficulty.model_path else None)
-    ds = build_dataset(cfg, engines, ledger, todo, stores, thresholds)
+    calibration = (difficulty_calibration(cfg, lambda: calibration_scores(cfg, engines, todo),
+                                          run_dir / THRESHOLD_FILE) if cfg.difficulty.model_path else None)
+    ds = build_dataset(cfg, engines, ledger, todo, stores, calibration)
     ds = ds.map_batches(WriteShards(str(run_dir / DATA_DIR), token), batch_size=None, batch_format="pyarrow",
                         num_cpus=CLIENT_CPUS)
     progress = Progress(cfg.num_candidates, len(scan.ids), scan.kept, cfg.output.progress_every_s,

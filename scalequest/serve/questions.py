@@ -67,7 +67,7 @@ class QuestionService:
                             if spec.name in self.PER_REQUEST}
         self.stages = {spec.name: spec.cls(**kwargs[spec.name]()) for spec in specs
                        if spec.name not in self.PER_REQUEST}
-        self.select = SelectBest()
+        self.select = SelectBest(cfg.select)
         self.models = {g.name: cfg.models[g.model].path for g in cfg.generators}
 
     def run(self, plan: QuestionPlan) -> dict:

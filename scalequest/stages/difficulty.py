@@ -1,14 +1,18 @@
 """Difficulty: score each question with a learned regression model of the solver's fail rate (higher = harder),
-then drop the easiest share. The share needs every score first, so the pipeline computes the threshold between
-the two stages (`difficulty_threshold`).
+then drop the easiest share, then (optionally) sample toward target shares of difficulty bins. Both need the
+score distribution first, so the pipeline sets the threshold and the bins' acceptance probabilities from a
+calibration sample (`difficulty_threshold`, `bin_acceptance`) and the stages apply them row by row.
 
-  ScoreDifficulty  in: question            out: + difficulty
-  DropEasiest      in: difficulty          out: reject rows below the threshold
+  ScoreDifficulty   in: question            out: + difficulty
+  DropEasiest       in: difficulty          out: reject rows below the threshold
+  SampleDifficulty  in: id, difficulty      out: reject rows at random with their bin's rejection probability
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+import random
 
 from scalequest.stages.base import Rejects, column, none_if_nan, require
 
@@ -77,6 +81,52 @@ class DropEasiest:
                 rejects.reject(i, STAGE, f"too easy (difficulty {s:.3f} < {t:.3f})")
             elif self.above and s > t:
                 rejects.reject(i, STAGE, f"too hard (difficulty {s:.3f} > {t:.3f})")
+        out = {k: column(batch, k) for k in batch}
+        out.update(**rejects.columns())
+        return out
+
+
+def bin_counts(scores: list[float], edges: list[float]) -> list[int]:
+    """How many `scores` fall in each bin cut by `edges` (bin i: edges[i-1] <= score < edges[i])."""
+    counts = [0] * (len(edges) + 1)
+    for s in scores:
+        if s is not None and math.isfinite(s):
+            counts[bisect.bisect_right(edges, s)] += 1
+    return counts
+
+
+def bin_acceptance(scores: list[float], edges: list[float], target: list[float]) -> list[float]:
+    """Per bin, the probability to keep a row so that the kept rows' bin shares match `target`, keeping as many
+    rows as possible: a_b ∝ target_b / observed_b, scaled so the largest is 1. A bin the sample never saw keeps
+    everything (its target cannot be steered); one with target 0 keeps nothing."""
+    counts = bin_counts(scores, edges)
+    total = sum(counts)
+    ratios = [t / (c / total) if c else None for t, c in zip(target, counts)] if total else [None] * len(counts)
+    top = max((r for r in ratios if r), default=None)
+    return [1.0 if r is None else (r / top if top else 0.0) for r in ratios]
+
+
+class SampleDifficulty:
+    """Keep each scored row with its difficulty bin's acceptance probability, drawn from (seed, id) so a row's fate
+    is the same in every execution. `acceptance`: generator → per-bin probabilities (None or missing = keep all);
+    `edges` and `names`: the bins (difficulty.bin_edges / names)."""
+
+    def __init__(self, acceptance: dict[str, list[float] | None], edges: list[float], names: list[str], seed: int):
+        self.acceptance, self.edges, self.names, self.seed = acceptance, edges, names, seed
+
+    def __call__(self, batch: dict) -> dict:
+        n = require("SampleDifficulty", batch, ["id", "difficulty", "generator"])
+        ids, gens = column(batch, "id"), column(batch, "generator")
+        scores = [none_if_nan(s) for s in column(batch, "difficulty")]
+        rejects = Rejects(batch, n)
+        for i in rejects.kept():
+            accept = self.acceptance.get(gens[i])
+            if scores[i] is None or not accept:
+                continue
+            b = bisect.bisect_right(self.edges, scores[i])
+            if random.Random(f"{self.seed}:{ids[i]}:difficulty").random() >= accept[b]:
+                rejects.reject(i, STAGE, f"sampled out: {self.names[b]} over its target share "
+                                         f"(kept with p={accept[b]:.2f})")
         out = {k: column(batch, k) for k in batch}
         out.update(**rejects.columns())
         return out

@@ -72,3 +72,18 @@ def test_selection_on_published_scalequest_samples(shared_data):
 def test_reward_kind_needs_model_path():
     with pytest.raises(ValueError, match="needs model_path"):
         RewardConfig(kind="sequence_classification")
+
+
+def test_select_thresholds_reject_weak_agreement_and_low_reward_with_their_reasons():
+    from scalequest.config import SelectConfig
+
+    scored = ScoreResponses(RewardConfig(), num_samples=4)(_batch())  # best agreement 0.5
+    assert SelectBest(SelectConfig(min_agreement=0.5))(scored)["reject_reason"][0] is None
+    out = SelectBest(SelectConfig(min_agreement=0.75))(scored)
+    assert out["reject_stage"][0] == "select"
+    assert out["reject_reason"][0] == "answer agreement 0.50 below select.min_agreement 0.75"
+    assert out["final_answer"][0] == "1"  # the selection is still recorded on the rejected row
+    rewarded = {**scored, "response_rewards": [[0.2, 0.1, 0.05], None]}
+    assert SelectBest(SelectConfig(min_reward=0.2))(rewarded)["reject_reason"][0] is None
+    low = SelectBest(SelectConfig(min_reward=0.3))(rewarded)
+    assert low["reject_reason"][0] == "reward 0.200 below select.min_reward 0.3"
