@@ -1,7 +1,7 @@
 """Output tokens/s of question generation, side by side in one run, on the same model, prompts and sampling:
 
   (a) pipeline      the pipeline's generate stage as `build_dataset` wires it: ray.data.range(N) →
-                    AssignGenerators → GenerateQuestions through `DatasetBuilder.add` (TimedStage,
+                    GenerateQuestions (assigning generators itself) through `DatasetBuilder.add` (TimedStage,
                     ActorPoolStrategy), calling the shared async vLLM engine actor from `start_engines`.
                     Timed around the dataset's execution only.
   (b) bare vLLM     one `vllm.LLM.generate` over the same N prompts, same engine kwargs, same per-row
@@ -106,7 +106,7 @@ def pipeline_shape(cfg) -> tuple[int, int, int]:
 
 
 def run_pipeline(w: Workload, engines: dict) -> dict:
-    """One execution of the pipeline's front (`question_dataset`: range → AssignGenerators → GenerateQuestions);
+    """One execution of the pipeline's front (`question_dataset`: range → GenerateQuestions);
     tokens from every row's question_tokens."""
     import ray
 

@@ -1,4 +1,4 @@
-"""Wire the stages into one Ray Data Dataset: candidate ids → assign → generate → language → question type →
+"""Wire the stages into one Ray Data Dataset: candidate ids → generate (assigning generators) → language → question type →
 decontam → dedup → near dup → solvability → [difficulty] → responses → reward → select → finalize. Engines are started before and shared; the
 ids are all of 0..num_candidates-1 on a new run and the ones not yet on disk on a resumed one.
 """
@@ -24,7 +24,6 @@ from scalequest.pipeline.plan import (
 from scalequest.schema import FUNNEL_STAGES
 from scalequest.stages.difficulty import DropEasiest, SampleDifficulty
 from scalequest.stages.finalize import FinalizeRows
-from scalequest.stages.generate_questions import AssignGenerators
 from scalequest.stages.generate_questions import generator_prefixes as stage_prefixes
 from scalequest.stages.select import SelectBest
 
@@ -122,8 +121,8 @@ def id_dataset(ids, block_rows: int):
 
 
 def question_dataset(cfg, engines: dict, ledger, prefixes: dict | None = None, ids=None):
-    """The front of the pipeline: ids (default 0..num_candidates-1) → AssignGenerators → GenerateQuestions (one
-    row per candidate, with its question or reject reason). `bench/generation_throughput.py` times exactly this."""
+    """The front of the pipeline: ids (default 0..num_candidates-1) → GenerateQuestions, which assigns generators
+    (one row per candidate, with its question or reject reason). `bench/generation_throughput.py` times this."""
     return _front(cfg, engines, ledger, prefixes or generator_prefixes(cfg), ids, None, ("generate",))
 
 
@@ -141,8 +140,6 @@ def _front(cfg, engines, ledger, prefixes, ids, stores, names):
     b = DatasetBuilder(ledger)
     gen_batch = cfg.generate.batch_size
     ds = id_dataset(np.arange(cfg.num_candidates, dtype=np.int64) if ids is None else ids, gen_batch)
-    ds = ds.map_batches(AssignGenerators(cfg.generators, cfg.seed), batch_size=gen_batch, num_cpus=CLIENT_CPUS,
-                        batch_format="numpy")
     if "dedup" in names:
         stores = stores or new_stores(cfg)
     kwargs = stage_kwargs(cfg, engines, prefixes, lambda name: formatter(cfg, name), stores)

@@ -4,8 +4,9 @@
 service (`serve.questions`) builds one of each stage from it, `build.cpu_reservation` sums it, `used_models` reads
 the models it names (preflight checks them, `cost` bills them). Ray-free: Serve imports it.
 
-The task stages between them (AssignGenerators, DropEasiest, SelectBest, FinalizeRows, WriteShards) hold no state
-and run as Ray Data tasks, which Ray Data scales by itself.
+The task stages between them (DropEasiest, SampleDifficulty, SelectBest, FinalizeRows, WriteShards) hold no state
+and run as Ray Data tasks, which Ray Data scales by itself. Generator assignment runs inside the generate actors
+(`GenerateQuestions(assign=…)`): a Ray Data task per block for two columns cost more CPU than it did work.
 
 Test: tests/pipeline/test_plan.py.
 """
@@ -19,7 +20,7 @@ from scalequest.mathcheck.benchmarks import load_benchmarks
 from scalequest.stages.decontam import DropContaminated
 from scalequest.stages.dedup import DropDuplicates
 from scalequest.stages.difficulty import ScoreDifficulty
-from scalequest.stages.generate_questions import GenerateQuestions
+from scalequest.stages.generate_questions import AssignGenerators, GenerateQuestions
 from scalequest.stages.language import FilterLanguage
 from scalequest.stages.near_dup import DropNearDuplicates
 from scalequest.stages.question_type import FilterQuestionType
@@ -97,7 +98,8 @@ def stage_kwargs(cfg, engines: dict, prefixes: dict, formatter: Callable, stores
     s, r, scorers, stores = cfg.solvability, cfg.responses, scorers or {}, stores or {}
     return {
         "generate": lambda: dict(engines={g.name: engines[g.model] for g in cfg.generators}, prefixes=prefixes,
-                                 samplings={g.name: g.sampling for g in cfg.generators}),
+                                 samplings={g.name: g.sampling for g in cfg.generators},
+                                 assign=AssignGenerators(cfg.generators, cfg.seed)),
         "language": lambda: dict(cfg=cfg.language),
         "question_type": lambda: dict(cfg=cfg.question_type),
         "decontam": lambda: dict(cfg=cfg.decontam, benchmarks=load_benchmarks(cfg.decontam.benchmarks)),

@@ -3,6 +3,8 @@ pre-query prefix, stopping at end-of-turn.
 
   AssignGenerators   in: id                          out: + generator, seed
   GenerateQuestions  in: id, generator, seed         out: + question, question_tokens, reject_stage, reject_reason
+                     (given `assign`, it takes rows with only an id and assigns them itself: the pipeline does
+                     that, so no Ray Data task per block runs just to add two columns)
 """
 
 from __future__ import annotations
@@ -62,17 +64,20 @@ class GenerateQuestions:
     """Sample one question per row from its generator's pre-query prefix.
 
     `engines` maps generator name → Engine; `prefixes` maps generator name → (prefix, end-of-turn stops);
-    `samplings` maps generator name → SamplingConfig. A question that is empty or never reaches end-of-turn
-    within max_tokens is rejected with that reason.
+    `samplings` maps generator name → SamplingConfig; `assign` (an AssignGenerators) gives rows that come with
+    only an id their generator and seed. A question that is empty or never reaches end-of-turn within max_tokens is
+    rejected with that reason.
     """
 
-    def __init__(self, engines: dict, prefixes: dict, samplings: dict):
-        self.engines, self.prefixes = engines, prefixes
+    def __init__(self, engines: dict, prefixes: dict, samplings: dict, assign: AssignGenerators | None = None):
+        self.engines, self.prefixes, self.assign = engines, prefixes, assign
         self.samplings = {
             name: Sampling.from_config(cfg, extra_stop=prefixes[name][1]) for name, cfg in samplings.items()
         }
 
     def __call__(self, batch: dict) -> dict:
+        if self.assign is not None and "generator" not in batch:
+            batch = {**batch, **self.assign(batch)}
         n = require("GenerateQuestions", batch, ["id", "generator", "seed"])
         gens, seeds = column(batch, "generator"), column(batch, "seed")
         rejects = Rejects(batch, n)

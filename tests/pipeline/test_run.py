@@ -102,14 +102,19 @@ def test_packaged_configs_fit_their_local_ray():
 
 @pytest.mark.ray
 def test_run_on_a_ray_too_small_for_the_pipeline_fails_fast_and_names_the_fix(tiny_llm, tmp_path):
+    import math
+
     import ray
 
     from scalequest.errors import ConfigError
+    from scalequest.pipeline.build import cpu_reservation
 
     cfg = load_config("tiny", [*tiny_llm, f"output.dir={tmp_path}"])
     ray.init(num_cpus=2, include_dashboard=False)  # e.g. started earlier by a ray.data call in a notebook
     try:
-        with pytest.raises(ConfigError, match=r"holds 3\.\d+ Ray CPUs .* this Ray has 2 — set ray\.num_cpus=4"):
+        need = sum(cpu_reservation(cfg).values())
+        with pytest.raises(ConfigError, match=rf"holds {need:g} Ray CPUs .* this Ray has 2 — set "
+                                              rf"ray\.num_cpus={math.ceil(need)} or more"):
             run_synthesis(cfg)
         assert ray.is_initialized(), "a Ray the run did not start is left running"
     finally:

@@ -37,6 +37,17 @@ def test_generate_questions_is_reproducible_and_rejects_runaway_generations(tiny
     assert again["question"] == out["question"]  # seeded from (run seed, row id)
 
 
+def test_generate_questions_assigns_ids_itself_as_the_pipeline_calls_it(tiny_engine, fmt):
+    gens = [GeneratorConfig(name="tiny", model="m", share=1.0)]
+    assigned = AssignGenerators(gens, run_seed=7)({"id": np.arange(4)})
+    gen = GeneratorConfig(name="tiny", model="m", share=1.0, sampling=SamplingConfig(max_tokens=6))
+    stage = GenerateQuestions({"tiny": tiny_engine}, {"tiny": fmt.prefix("auto")}, {"tiny": gen.sampling},
+                              assign=AssignGenerators(gens, run_seed=7))
+    from_ids, from_rows = stage({"id": np.arange(4)}), stage(assigned)
+    assert from_ids["seed"] == assigned["seed"] and from_ids["generator"] == ["tiny"] * 4
+    assert from_ids["question"] == from_rows["question"]
+
+
 def test_generate_questions_routes_rows_to_their_generator(tiny_engine, fmt):
     prefix, stops = fmt.prefix("auto")
     stage = GenerateQuestions(
