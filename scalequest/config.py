@@ -48,13 +48,22 @@ class ModelConfig(Strict):
     num_cpus: float = Field(1.0, ge=0.0, description="Ray CPUs reserved per engine replica.")
     num_gpus: float = Field(0.0, ge=0.0, description="Ray GPUs reserved per engine replica.")
     replicas: int = Field(1, ge=1, description="Engine replicas for this model; requests are spread over them.")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Custom Ray resources each engine replica needs, to place it on chosen "
+        "nodes: e.g. {engine: 1} runs it only on nodes started with `ray start --resources='{\"engine\": 1}'` "
+        "(docs/cluster.md).")
     max_restarts: int = Field(
         3, ge=0, description="How often the pipeline restarts an engine actor whose vLLM died (its batches in "
         "flight are retried on the new engine); past that the run fails and names this key.")
 
 
 class ActorStage(Strict):
-    """What every actor stage of the plan (scalequest.pipeline.plan) shares: the autoscaling bound of its pool."""
+    """What every actor stage of the plan (scalequest.pipeline.plan) shares: the autoscaling bound of its pool and
+    its placement."""
+
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Custom Ray resources each of this stage's actors needs, to place them on "
+        "chosen nodes (e.g. {stages: 0.01} with head nodes started with that resource; docs/cluster.md).")
 
     max_concurrency: int | None = Field(
         None, ge=1, description="Autoscaling bound: Ray Data grows this stage's actor pool from `concurrency` up to "
@@ -650,7 +659,7 @@ class SynthesisConfig(Strict):
 RUNTIME_KEYS = (
     "name", "max_error_share", "output.*", "cost.*", "card.*", "ray.*", "serve.*", "train.*", "*.concurrency",
     "*.max_concurrency", "*.calls_per_actor", "*.batch_size", "*.num_cpus", "*.num_gpus", "*.store_actors",
-    "models.*.replicas",
+    "models.*.replicas", "*.resources", "*.resources.*",
     "models.*.max_num_seqs", "models.*.max_restarts",
     "models.*.gpu_memory_utilization", "models.*.tensor_parallel_size", "models.*.enforce_eager",
 )

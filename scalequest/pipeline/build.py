@@ -60,9 +60,9 @@ class DatasetBuilder:
         self.ledger = ledger
 
     def add(self, ds, name, stage_cls, kwargs, *, batch_size, concurrency=1, calls=1, num_cpus=CLIENT_CPUS,
-            num_gpus=0.0, max_concurrency=None):
-        """`concurrency` actors of `stage_cls` (up to `max_concurrency` when set); each runs up to `calls` batches
-        at once in threads (LLM stages: a call mostly waits on the engine actor, so several per actor keep the
+            num_gpus=0.0, max_concurrency=None, resources=None):
+        """`concurrency` actors of `stage_cls` (up to `max_concurrency` when set, on nodes that have `resources`);
+        each runs up to `calls` batches at once in threads (LLM stages: a call mostly waits on the engine actor, so several per actor keep the
         engine's batch full)."""
         named = type(stage_cls.__name__, (TimedStage,), {})  # so Ray's progress shows the stage, not the wrapper
         return ds.map_batches(
@@ -70,13 +70,14 @@ class DatasetBuilder:
             fn_constructor_kwargs=dict(stage_cls=stage_cls, kwargs=kwargs, name=name, ledger=self.ledger),
             batch_size=batch_size, compute=actor_pool(concurrency, max_concurrency, calls), num_cpus=num_cpus,
             num_gpus=num_gpus or None, memory=STAGE_MEMORY, batch_format="numpy",
+            **({"resources": dict(resources)} if resources else {}),
         )
 
     def add_spec(self, ds, spec: StageSpec, kwargs: dict):
         """`add` with the batch size, actors, calls and resources of a stage-plan entry."""
         return self.add(ds, spec.name, spec.cls, kwargs, batch_size=spec.batch_size, concurrency=spec.actors,
                         calls=spec.calls, num_cpus=spec.num_cpus, num_gpus=spec.num_gpus,
-                        max_concurrency=spec.max_actors)
+                        max_concurrency=spec.max_actors, resources=spec.resources)
 
 
 def actor_pool(size: int, max_size: int | None, calls: int) -> ActorPoolStrategy:

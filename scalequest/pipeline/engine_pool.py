@@ -99,7 +99,7 @@ def start_engines(models: dict, used: set[str]) -> dict[str, RemoteEngine]:
         cfg = models[name]
         opts = dict(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, name=None, max_concurrency=1000,
                     runtime_env=ENGINE_RUNTIME_ENV, max_restarts=cfg.max_restarts,
-                    max_task_retries=cfg.max_restarts)
+                    max_task_retries=cfg.max_restarts, resources=dict(cfg.resources) or None)
         actors = [EngineActor.options(**opts).remote(cfg.model_dump()) for _ in range(cfg.replicas)]
         clients[name] = RemoteEngine(actors, cfg.path, name, cfg.max_restarts)
     log.info("loading %d engine(s): %s", len(clients), ", ".join(clients))

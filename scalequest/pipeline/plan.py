@@ -39,7 +39,8 @@ class StageSpec:
     """One actor stage. `batch_size` None = whole blocks (CPU-light stages never merge the blocks that the LLM
     stages split); `actors` = the pool's size, or its least size when `max_actors` is set (Ray Data then grows
     it while work queues); `calls` = batches one actor runs at once in threads; `models` = engines it calls;
-    `loads` = (config key, path) of the models its actors load themselves (scorers)."""
+    `loads` = (config key, path) of the models its actors load themselves (scorers); `resources` = custom Ray
+    resources each actor needs (`<stage>.resources`: node placement)."""
 
     name: str
     cls: type
@@ -51,6 +52,7 @@ class StageSpec:
     num_gpus: float = 0.0
     models: tuple[str, ...] = ()
     loads: tuple[tuple[str, str], ...] = ()  # (config key, path) of models the stage actor loads itself
+    resources: tuple[tuple[str, float], ...] = ()  # custom Ray resources per actor (node placement)
 
 
 def stage_plan(cfg) -> list[StageSpec]:
@@ -81,7 +83,14 @@ def stage_plan(cfg) -> list[StageSpec]:
                   num_gpus=w.num_gpus if w.kind != "agreement" else 0.0,
                   loads=(("reward.model_path", w.model_path),) if w.kind != "agreement" else ()),
     ]
-    return plan
+    return _placed(plan, cfg)
+
+
+def _placed(plan: list[StageSpec], cfg) -> list[StageSpec]:
+    """Each spec with its stage config's `resources` (node placement)."""
+    from dataclasses import replace
+
+    return [replace(spec, resources=tuple(sorted(getattr(cfg, spec.name).resources.items()))) for spec in plan]
 
 
 def _pool(stage_cfg) -> tuple[int, int | None]:

@@ -23,16 +23,29 @@ STALE_SHM_S = 10.0  # an unmapped vLLM segment this old is a leftover, not one b
 
 
 def check_cluster_fits(cfg) -> None:
-    """Fail fast when the Ray this run uses has fewer CPUs than the pipeline holds at once (it would wait forever).
-
-    On a cluster (`ray.address` set) only warn: an autoscaler may still add nodes.
-    """
+    """Fail fast when the Ray this run uses has fewer CPUs than the pipeline holds at once, or none of a custom
+    resource a placement asks for (it would wait forever). On a cluster (`ray.address` set) only warn: an
+    autoscaler may still add nodes."""
     import ray
 
     from scalequest.pipeline.build import cpu_reservation
 
+    from scalequest.pipeline.plan import stage_plan, used_models
+
+    cluster = ray.cluster_resources()
+    placed = [(f"models.{m}.resources", cfg.models[m].resources) for m in sorted(used_models(cfg))]
+    placed += [(f"{spec.name}.resources", dict(spec.resources)) for spec in stage_plan(cfg)]
+    for key, resources in placed:
+        for name, amount in resources.items():
+            if cluster.get(name, 0.0) < amount and not cfg.ray.address:
+                raise ConfigError(f"{key}: this Ray has {cluster.get(name, 0.0):g} of resource '{name}', the "
+                                  f"placement asks for {amount:g} — start nodes with `ray start --resources="
+                                  f"'{{\"{name}\": {amount:g}}}'` and set ray.address, or remove the key")
+            if cluster.get(name, 0.0) < amount:
+                log.warning("%s: the cluster has %g of resource '%s' now, the placement asks for %g: it waits for "
+                            "such a node", key, cluster.get(name, 0.0), name, amount)
     need = cpu_reservation(cfg)
-    total, have = sum(need.values()), ray.cluster_resources().get("CPU", 0.0)
+    total, have = sum(need.values()), cluster.get("CPU", 0.0)
     if have >= total:
         return
     parts = ", ".join(f"{k} {v:g}" for k, v in need.items())

@@ -83,3 +83,11 @@ def test_preflight_checks_the_models_the_plan_calls_or_loads(tmp_path, tiny_mode
                                        "solvability.model=judge"]))
     preflight(load_config("tiny", [*base, f"models.judge={{path: {tmp_path}/missing/judge}}",
                                    "solvability.model=judge", "solvability.enabled=false"]))  # judge not called
+
+
+def test_placement_resources_reach_each_stage_and_engine_and_do_not_change_rows():
+    cfg = load_config("tiny", ["language.resources={cpu_node: 1}", "models.smollm2.resources={engine: 1}"])
+    specs = {s.name: s for s in stage_plan(cfg)}
+    assert specs["language"].resources == (("cpu_node", 1.0),) and specs["generate"].resources == ()
+    assert cfg.models["smollm2"].resources == {"engine": 1.0}
+    assert cfg.config_hash() == load_config("tiny").config_hash()  # placement is a runtime key
