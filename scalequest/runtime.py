@@ -3,7 +3,7 @@ runtime env, model-path checks, and clean-up of the shared-memory segments vLLM 
 
   init_ray(cfg.ray)            join `ray.address` or start a local Ray; True when this call started it
   ENGINE_RUNTIME_ENV           runtime_env of every vLLM-hosting actor (pipeline engines, Serve LLM replicas)
-  check_model_path(key, path)  a local model folder or a hub id, checked before Ray starts
+  check_model_path(key, path)  a local model folder or a hub id the hub confirms, checked before Ray starts
   release_vllm_shm(...)        unlink /dev/shm/psm_* segments no live process maps
 
 Test: tests/test_runtime.py.
@@ -56,7 +56,13 @@ def init_ray(rcfg) -> bool:
 
 
 def check_model_path(key: str, value: str) -> None:
-    """Local folders must exist and hold config.json; 'org/name' hub ids pass unless 'org' is a local folder."""
+    """A model is a local folder with config.json, or a Hugging Face hub id the hub (or the local hub cache)
+    confirms; anything else fails here, before any actor starts, naming the key and both ways out.
+
+    A value like 'models/smollm2-135m-instruct' whose folder is missing (e.g. in a `ray job submit` working dir,
+    which leaves the git-ignored models/ behind) reads as a hub id: the hub is asked, says no (or cannot be
+    reached), and the run stops now instead of an engine retrying the hub for a minute.
+    """
     path = Path(value).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -64,9 +70,31 @@ def check_model_path(key: str, value: str) -> None:
                               f"folder (run 'scalequest models prepare smollm2' for the default)")
         return
     looks_local = value.startswith((".", "/", "~")) or not _HUB_ID.match(value) or Path(value.split("/")[0]).is_dir()
-    if looks_local or os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise ConfigError(f"{key}: no model folder at '{value}' — run 'scalequest models prepare smollm2' "
-                          f"or fix the path")
+    if looks_local:
+        raise ConfigError(f"{key}: no model folder at '{value}' (from {Path.cwd()}) — run 'scalequest models prepare "
+                          f"smollm2' or fix the path; on a cluster use a path every node sees")
+    problem = _hub_problem(value)
+    if problem:
+        raise ConfigError(
+            f"{key}: '{value}' is neither a model folder here (from {Path.cwd()}) nor a Hugging Face hub model "
+            f"({problem}) — for a local model use a path every node sees (an absolute path on a shared mount: "
+            f"`ray job submit` does not upload the git-ignored models/ folder); for a hub model check the id and the "
+            f"network, or download it first (`hf download {value}`)")
+
+
+def _hub_problem(repo_id: str) -> str | None:
+    """None when `repo_id` is a hub model (in the local hub cache, or confirmed by the hub), else why not."""
+    from huggingface_hub import model_info, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return None
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return "not in the local hub cache, and HF_HUB_OFFLINE=1"
+    try:
+        model_info(repo_id, timeout=10)
+    except Exception as exc:  # noqa: BLE001 - not found, gated, no network: each is a reason to stop here
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+    return None
 
 
 def mapped_paths() -> set[str]:
