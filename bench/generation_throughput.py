@@ -67,7 +67,8 @@ def parse_args(argv=None):
                    help="a,b,a,b,… or all (a) then all (b).")
     p.add_argument("--gen-batch", type=int, default=None, help="Override the pipeline's generate batch size.")
     p.add_argument("--gen-actors", type=int, default=None, help="Override the generate stage's actor count.")
-    p.add_argument("--gen-calls", type=int, default=None, help="Override generate.calls_per_actor.")
+    p.add_argument("--gen-calls", type=int, default=None, help="Override generate.calls_per_actor (default: enough "
+                   "for batch × actors × calls to fill --max-num-seqs, as the config asks).")
     p.add_argument("--ray-cpus", type=int, default=8, help="Logical CPUs for the local Ray.")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="Extra environment for both engines (repeatable), e.g. VLLM_CPU_OMP_THREADS_BIND=0-1.")
@@ -94,6 +95,9 @@ def load_workload(args) -> Workload:
         *(f"generate.{k}={v}" for k, v in shape.items() if v is not None),
     ])
     cfg.generators = cfg.generators[:1]  # one generator, so every row gets the same prefix and engine
+    if args.gen_calls is None:  # as generate.calls_per_actor asks: batch × actors × calls ≥ the engine's max_num_seqs
+        gen = cfg.generate
+        gen.calls_per_actor = max(gen.calls_per_actor, -(-args.max_num_seqs // (gen.batch_size * gen.concurrency)))
     g = cfg.generators[0]
     prefix, stops = generator_prefixes(cfg)[g.name]  # as build_dataset derives it
     seeds = AssignGenerators(cfg.generators, cfg.seed)({"id": list(range(args.prompts))})["seed"]
