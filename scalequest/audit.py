@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalequest.errors import ConfigError
+from scalequest.pipeline.report import contamination
 from scalequest.stages.base import reason_kind
 
 BATCH = 2048
@@ -33,8 +34,8 @@ RESPONSE_FIELDS = ("response", "solution", "output", "completion")
 @dataclass
 class AuditResult:
     rows: int = 0
-    flagged: Counter = field(default_factory=Counter)  # check → rows
-    reasons: Counter = field(default_factory=Counter)  # (check, reason kind) → rows
+    flagged: Counter = field(default_factory=Counter)  # check (the stage's name) → rows
+    reasons: Counter = field(default_factory=Counter)  # (check, reason kind) → rows, as the run report counts
     responses: int = 0
     boxed: int = 0
     any_flag: int = 0
@@ -52,23 +53,23 @@ def audit(path: str | Path, cfg, question_field: str | None = None, response_fie
     from scalequest.stages.question_type import FilterQuestionType
 
     benchmarks = load_benchmarks(cfg.decontam.benchmarks) if cfg.decontam.benchmarks else {}
-    checks = {"exact duplicate": DropDuplicates(),
-              "near duplicate": DropNearDuplicates(cfg.near_dup.model_copy(update={"enabled": True})),
-              "contaminated": DropContaminated(cfg.decontam.model_copy(update={"enabled": True}), benchmarks),
-              "question type": FilterQuestionType(cfg.question_type.model_copy(update={"enabled": True}))}
+    checks = {"dedup": DropDuplicates(),
+              "near_dup": DropNearDuplicates(cfg.near_dup.model_copy(update={"enabled": True})),
+              "decontam": DropContaminated(cfg.decontam.model_copy(update={"enabled": True}), benchmarks),
+              "question_type": FilterQuestionType(cfg.question_type.model_copy(update={"enabled": True}))}
     result = AuditResult()
     sink = open(out, "w", encoding="utf-8") if out else None  # noqa: SIM115 - closed below
     try:
         for batch in read_batches(Path(path), question_field, response_field, result):
             n = len(batch["id"])
             reasons: list[list[str]] = [[] for _ in range(n)]
-            exact = checks["exact duplicate"](batch)["reject_reason"]
+            exact = checks["dedup"](batch)["reject_reason"]
             near_in = {**batch, "reject_stage": ["dedup" if r else None for r in exact], "reject_reason": exact}
-            near = checks["near duplicate"](near_in)["reject_reason"]
-            answers = {"exact duplicate": exact, "near duplicate": [None if e else r for e, r in zip(exact, near)]}
+            near = checks["near_dup"](near_in)["reject_reason"]
+            answers = {"dedup": exact, "near_dup": [None if e else r for e, r in zip(exact, near)]}
             if benchmarks:
-                answers["contaminated"] = checks["contaminated"](batch)["reject_reason"]
-            answers["question type"] = checks["question type"](batch)["reject_reason"]
+                answers["decontam"] = checks["decontam"](batch)["reject_reason"]
+            answers["question_type"] = checks["question_type"](batch)["reject_reason"]
             for check, column in answers.items():
                 for i, reason in enumerate(column):
                     if reason:
@@ -156,19 +157,16 @@ def render(result: AuditResult, path, cfg) -> str:
     def row(label: str, n: int) -> None:
         lines.append(f"{label:<44}{n:>10,}{n / max(result.rows, 1):>9.2%}")
 
-    row("exact duplicates", result.flagged["exact duplicate"])
-    row(f"near duplicates (Jaccard ≥ {cfg.near_dup.threshold})", result.flagged["near duplicate"])
+    row("exact duplicates", result.flagged["dedup"])
+    row(f"near duplicates (Jaccard ≥ {cfg.near_dup.threshold})", result.flagged["near_dup"])
     if cfg.decontam.benchmarks:
-        per = Counter()
-        for (check, kind), n in result.reasons.items():
-            if check == "contaminated":
-                per[kind.removeprefix("contaminated: ").removesuffix(" item")] += n
-        for b in cfg.decontam.benchmarks:
-            row(f"contaminated: {b.label} ({cfg.decontam.ngram}-gram or exact)", per[b.label])
+        per = contamination(result.reasons, [b.label for b in cfg.decontam.benchmarks])
+        for name, n in per.items():
+            row(f"contaminated: {name} ({cfg.decontam.ngram}-gram or exact)", n)
     else:
         lines.append("contaminated: not checked (no decontam.benchmarks in the config)")
     for (check, kind), n in sorted(result.reasons.items()):
-        if check == "question type":
+        if check == "question_type":
             row(f"question type: {kind}", n)
     if r:
         lines.append(f"{'responses with a boxed answer':<44}{result.boxed:>10,}"

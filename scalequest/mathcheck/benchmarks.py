@@ -13,7 +13,7 @@ do with). An item shorter than n words has no n-gram; only its exact text is che
 N-grams are kept as Python `hash()` values in a dict (n-gram → the first item that has it): the hash is salted per
 process, so an index answers only in the process that built it (each stage actor builds its own).
 
-Test: `pytest tests/mathcheck/test_benchmarks.py`.
+Test: `pytest tests/stages/test_decontam.py`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Small Ray actors the pipeline shares between stage replicas: the run's seen-question set (exact dedup), its
-near-duplicate LSH index split by bands, and the per-stage timing ledger for the run report; plus `TimedStage`, which runs any stage and reports its busy time."""
+near-duplicate LSH index split by bands, and the per-stage timing ledger for the run report; plus `TimedStage`,
+which runs any stage and reports its busy time."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Wire the stages into one Ray Data Dataset: candidate ids → generate (assigning generators) → language → question type →
-decontam → dedup → near dup → solvability → [difficulty] → responses → reward → select → finalize. Engines are started before and shared; the
-ids are all of 0..num_candidates-1 on a new run and the ones not yet on disk on a resumed one.
+"""Wire the stages into one Ray Data Dataset: candidate ids → generate (assigning generators) → language →
+question type → decontam → dedup → near dup → solvability → [difficulty] → responses → reward → select →
+finalize. Engines are started before and shared; the ids are all of 0..num_candidates-1 on a new run and the
+ones not yet on disk on a resumed one.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ class DatasetBuilder:
     def add(self, ds, name, stage_cls, kwargs, *, batch_size, concurrency=1, calls=1, num_cpus=CLIENT_CPUS,
             num_gpus=0.0, max_concurrency=None, resources=None):
         """`concurrency` actors of `stage_cls` (up to `max_concurrency` when set, on nodes that have `resources`);
-        each runs up to `calls` batches at once in threads (LLM stages: a call mostly waits on the engine actor, so several per actor keep the
-        engine's batch full)."""
+        each runs up to `calls` batches at once in threads (LLM stages: a call mostly waits on the engine actor,
+        so several per actor keep the engine's batch full)."""
         named = type(stage_cls.__name__, (TimedStage,), {})  # so Ray's progress shows the stage, not the wrapper
         return ds.map_batches(
             named,
@@ -129,7 +130,7 @@ def question_dataset(cfg, engines: dict, ledger, prefixes: dict | None = None, i
 
 def scored_dataset(cfg, engines: dict, ledger, ids=None, stores: dict | None = None,
                    prefixes: dict | None = None):
-    """ids → assign → generate → language → question type → [decontam] → dedup → [near dup] → [solvability] →
+    """ids → generate → language → question type → [decontam] → dedup → [near dup] → [solvability] →
     [difficulty score]: every stage before any row is dropped by difficulty (the calibration pass runs exactly
     this). `stores`: the run's dedup seen set and near-dup index (`new_stores`; new, empty ones by default)."""
     return _front(cfg, engines, ledger, prefixes or generator_prefixes(cfg), ids, stores, SCORED)

@@ -59,9 +59,10 @@ def difficulty_calibration(cfg, sample: Callable[[], dict[str, list[float]]], th
         passed = [x for x in scores.get(name, []) if thresholds.get(name) is None or x >= thresholds[name]]
         acceptance[name] = bin_acceptance(passed, d.bin_edges, target) if target else None
         if target:
+            counts = bin_counts(passed, d.bin_edges)
             log.info("difficulty: %s keeps bins %s with p=%s (sample %s, target %s)", name, d.names,
-                     [round(a, 3) for a in acceptance[name]], bin_counts(passed, d.bin_edges), target)
-            if any(t > 0 and c == 0 for t, c in zip(target, bin_counts(passed, d.bin_edges))):
+                     [round(a, 3) for a in acceptance[name]], counts, target)
+            if any(t > 0 and c == 0 for t, c in zip(target, counts)):
                 log.warning("difficulty: %s: a bin with a target share has no question in the calibration sample "
                             "(its share cannot be reached); raise difficulty.calibration_candidates or change "
                             "difficulty.bin_edges", name)

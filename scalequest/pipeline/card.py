@@ -30,10 +30,14 @@ def size_category(n: int) -> str:
     return next((label for limit, label in SIZES if n < limit), "n>100M")
 
 
+def title(cfg) -> str:
+    return cfg.card.pretty_name or f"ScaleQuest synthetic math ({cfg.name})"
+
+
 def card_header(cfg, kept: int) -> dict:
     return {
         "license": cfg.card.license,
-        "pretty_name": cfg.card.pretty_name or f"ScaleQuest synthetic math ({cfg.name})",
+        "pretty_name": title(cfg),
         "task_categories": ["question-answering", "text-generation"],
         "language": ["en"],
         "size_categories": [size_category(kept)],
@@ -47,8 +51,7 @@ def card_text(cfg, report: dict, run_name: str, plots: dict[str, str]) -> str:
     from scalequest.pipeline.cost import render_cost
 
     header = yaml.safe_dump(card_header(cfg, report["kept"]), sort_keys=False, allow_unicode=True)
-    title = cfg.card.pretty_name or f"ScaleQuest synthetic math ({cfg.name})"
-    lines = [f"---\n{header}---", "", f"# {title}", "",
+    lines = [f"---\n{header}---", "", f"# {title(cfg)}", "",
              f"Math question–answer pairs synthesized from scratch with ScaleQuest "
              f"([arXiv 2410.18693](https://arxiv.org/abs/2410.18693)): **{report['kept']:,} kept pairs** of "
              f"{report['candidates']:,} candidates (run `{run_name}`, config hash `{report.get('config_hash')}`). "

@@ -92,8 +92,8 @@ def write_plots(run_dir: Path, report: dict) -> dict[str, str]:
     if values["difficulty_scored"]:
         fig, ax = plt.subplots(figsize=(7, 4))
         bins = [i / 20 for i in range(21)]
-        ax.hist(values["difficulty_scored"], bins=bins, alpha=0.5, label=f"scored (n={len(values['difficulty_scored']):,})")
-        ax.hist(values["difficulty_kept"], bins=bins, alpha=0.7, label=f"kept (n={len(values['difficulty_kept']):,})")
+        for key, label, alpha in (("difficulty_scored", "scored", 0.5), ("difficulty_kept", "kept", 0.7)):
+            ax.hist(values[key], bins=bins, alpha=alpha, label=f"{label} (n={len(values[key]):,})")
         ax.set_xlabel("difficulty (predicted solver fail rate)")
         ax.legend()
         save(fig, "difficulty", "Difficulty before and after dropping the easiest share")

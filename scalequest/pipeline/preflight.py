@@ -1,5 +1,6 @@
-"""Checks run before Ray starts: every model the stage plan calls or loads exists (or is a plausible hub id), every
-decontamination benchmark reads (a file with texts in its field), and the output folder is writable. Each failure is a ConfigError naming the key, the value and the fix."""
+"""Checks run before Ray starts: every model the stage plan calls or loads exists (or is a hub id the hub
+confirms), every decontamination benchmark reads (a file with texts in its field), and the output folder is
+writable. Each failure is a ConfigError naming the key, the value and the fix."""
 
 from __future__ import annotations
 

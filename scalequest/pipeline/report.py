@@ -34,17 +34,23 @@ def funnel_from_counts(total: int, rejects: Counter, stages=FUNNEL_STAGES) -> li
     return out
 
 
-def scan_counts(data_dir: Path) -> tuple[int, int, Counter, dict[str, int]]:
-    """(rows, kept, Counter of (reject_stage, reason kind), tokens by column) over every shard, batch by batch."""
+def scan_counts(data_dir: Path, edges: list[float] | None = None):
+    """(rows, kept, Counter of (reject_stage, reason kind), tokens by column, difficulty bins) over every shard,
+    batch by batch. With bin `edges`, the bins are (before, after): scored questions per bin, all of them and
+    those the difficulty stage kept (past the easiest-share drop and the bin sampling); else None."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as pads
 
+    from scalequest.stages.difficulty import bin_counts
+
     rows = kept = 0
     rejects: Counter = Counter()
     tokens = dict.fromkeys(TOKEN_COLUMNS, 0)
+    before, after = [0] * (len(edges or ()) + 1), [0] * (len(edges or ()) + 1)
+    columns = [REJECT_STAGE, REJECT_REASON, "status", *TOKEN_COLUMNS, *(["difficulty"] if edges is not None else [])]
     dataset = pads.dataset(str(data_dir), format="parquet", partitioning="hive")
-    for batch in dataset.to_batches(columns=[REJECT_STAGE, REJECT_REASON, "status", *TOKEN_COLUMNS]):
+    for batch in dataset.to_batches(columns=columns):
         rows += batch.num_rows
         kept += pc.sum(pc.equal(batch["status"], KEPT)).as_py() or 0
         for col in TOKEN_COLUMNS:
@@ -53,7 +59,12 @@ def scan_counts(data_dir: Path) -> tuple[int, int, Counter, dict[str, int]]:
         grouped = rejected.group_by([REJECT_STAGE, REJECT_REASON]).aggregate([([], "count_all")])
         for stage, reason, n in zip(*(grouped[c].to_pylist() for c in (REJECT_STAGE, REJECT_REASON, "count_all"))):
             rejects[(stage, reason_kind(reason))] += n
-    return rows, kept, rejects, tokens
+        if edges is not None:
+            scored = [(d, st) for d, st in zip(batch["difficulty"].to_pylist(), batch[REJECT_STAGE].to_pylist())
+                      if d is not None]
+            before = [a + b for a, b in zip(before, bin_counts([d for d, _ in scored], edges))]
+            after = [a + b for a, b in zip(after, bin_counts([d for d, st in scored if st != "difficulty"], edges))]
+    return rows, kept, rejects, tokens, ((before, after) if edges is not None else None)
 
 
 def contamination(rejects: Counter, benchmarks: list[str]) -> dict[str, int]:
@@ -69,31 +80,15 @@ def contamination(rejects: Counter, benchmarks: list[str]) -> dict[str, int]:
 _CONTAMINATED = re.compile(r"contaminated: (\S+) item")
 
 
-def difficulty_bins(data_dir: Path, edges: list[float], names: list[str]) -> dict | None:
-    """Scored questions per difficulty bin before the difficulty stage (every scored row) and after it (those it
-    kept: past the easiest-share drop and the bin sampling); None when nothing was scored."""
-    import pyarrow.dataset as pads
-
-    from scalequest.stages.difficulty import bin_counts
-
-    before, after = [0] * (len(edges) + 1), [0] * (len(edges) + 1)
-    dataset = pads.dataset(str(data_dir), format="parquet", partitioning="hive")
-    for batch in dataset.to_batches(columns=["difficulty", REJECT_STAGE]):
-        cols = batch.to_pydict()
-        scored = [(d, st) for d, st in zip(cols["difficulty"], cols[REJECT_STAGE]) if d is not None]
-        before = [a + b for a, b in zip(before, bin_counts([d for d, _ in scored], edges))]
-        after = [a + b for a, b in zip(after, bin_counts([d for d, st in scored if st != "difficulty"], edges))]
-    return {"names": names, "edges": edges, "before": before, "after": after} if sum(before) else None
-
-
 def build_report(data_dir: Path, ledger: dict, wall_s: float, skipped: list[str], extra: dict,
                  cost=None, benchmarks: list[str] = (), bins: tuple[list[float], list[str]] | None = None) -> dict:
     """The report dict; `cost(kept, tokens) -> dict` (scalequest.pipeline.cost) adds the cost block; `benchmarks`:
     the decontamination benchmarks' names (each gets a count, 0 included); `bins`: difficulty bin edges and names
     for the distribution before and after the difficulty stage."""
-    rows, kept, rejects, tokens = scan_counts(data_dir)
-    if bins is not None and (dist := difficulty_bins(data_dir, *bins)):
-        extra = {**extra, "difficulty_bins": dist}
+    rows, kept, rejects, tokens, counts = scan_counts(data_dir, bins[0] if bins else None)
+    if counts and sum(counts[0]):
+        extra = {**extra, "difficulty_bins": {"names": bins[1], "edges": bins[0], "before": counts[0],
+                                              "after": counts[1]}}
     stage_time = {k: {"busy_s": round(v["busy_s"], 2), "span_s": round(v["last_end"] - v["first_start"], 2),
                       "batches": v["batches"], "rows": v["rows"]} for k, v in ledger.items()}
     total_tokens = sum(tokens.values())

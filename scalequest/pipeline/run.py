@@ -29,7 +29,6 @@ def check_cluster_fits(cfg) -> None:
     import ray
 
     from scalequest.pipeline.build import cpu_reservation
-
     from scalequest.pipeline.plan import stage_plan, used_models
 
     cluster = ray.cluster_resources()
@@ -37,13 +36,15 @@ def check_cluster_fits(cfg) -> None:
     placed += [(f"{spec.name}.resources", dict(spec.resources)) for spec in stage_plan(cfg)]
     for key, resources in placed:
         for name, amount in resources.items():
-            if cluster.get(name, 0.0) < amount and not cfg.ray.address:
-                raise ConfigError(f"{key}: this Ray has {cluster.get(name, 0.0):g} of resource '{name}', the "
-                                  f"placement asks for {amount:g} — start nodes with `ray start --resources="
-                                  f"'{{\"{name}\": {amount:g}}}'` and set ray.address, or remove the key")
-            if cluster.get(name, 0.0) < amount:
-                log.warning("%s: the cluster has %g of resource '%s' now, the placement asks for %g: it waits for "
-                            "such a node", key, cluster.get(name, 0.0), name, amount)
+            have = cluster.get(name, 0.0)
+            if have >= amount:
+                continue
+            if not cfg.ray.address:
+                raise ConfigError(f"{key}: this Ray has {have:g} of resource '{name}', the placement asks for "
+                                  f"{amount:g} — start nodes with `ray start --resources='{{\"{name}\": "
+                                  f"{amount:g}}}'` and set ray.address, or remove the key")
+            log.warning("%s: the cluster has %g of resource '%s' now, the placement asks for %g: it waits for such "
+                        "a node", key, have, name, amount)
     need = cpu_reservation(cfg)
     total, have = sum(need.values()), cluster.get("CPU", 0.0)
     if have >= total:
@@ -180,7 +181,6 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
                 f"stage actors' logs say why — fix the cause, then resume with {resume_command(run_dir)} (raise "
                 f"max_error_share to accept them)")
     log.info("%s", progress.line())
-
 
 
 def refill(stores: dict, files: list, cfg) -> None:

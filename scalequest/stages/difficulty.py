@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import bisect
 import math
-import random
 
 from scalequest.stages.base import Rejects, column, none_if_nan, require
+from scalequest.stages.generate_questions import row_seed
 
 STAGE = "difficulty"
 
@@ -124,7 +124,7 @@ class SampleDifficulty:
             if scores[i] is None or not accept:
                 continue
             b = bisect.bisect_right(self.edges, scores[i])
-            if random.Random(f"{self.seed}:{ids[i]}:difficulty").random() >= accept[b]:
+            if row_seed(self.seed, int(ids[i]), "difficulty") / 2**31 >= accept[b]:
                 rejects.reject(i, STAGE, f"sampled out: {self.names[b]} over its target share "
                                          f"(kept with p={accept[b]:.2f})")
         out = {k: column(batch, k) for k in batch}

@@ -1,6 +1,6 @@
-import pytest
-
 from collections import Counter
+
+import pytest
 
 from scalequest.pipeline.report import contamination, funnel, render_text
 from scalequest.stages.base import reason_kind
