@@ -1,10 +1,13 @@
-"""`ray job submit --working-dir . -- python ray_jobs/synthesize.py --config paper [--resume RUN_DIR] [key=value ...]`
+"""`ray job submit --runtime-env ray_jobs/runtime_env.yaml -- python
+ray_jobs/synthesize.py --config paper [--resume RUN_DIR] [key=value ...]`
 
 Joins the cluster the job runs on (ray.address=auto) and runs the synthesis pipeline; `ray job stop` stops it
 cleanly and prints the resume command.
 """
 
 import sys
+
+import _check  # noqa: F401 - first: a job run by another python stops here, saying how to fix it
 
 from scalequest.entry import job_args, run_job
 

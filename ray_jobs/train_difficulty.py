@@ -1,10 +1,13 @@
-"""`ray job submit --working-dir . -- python ray_jobs/train_difficulty.py --config paper [key=value ...]`
+"""`ray job submit --runtime-env ray_jobs/runtime_env.yaml -- python
+ray_jobs/train_difficulty.py --config paper [key=value ...]`
 
 Joins the cluster the job runs on (ray.address=auto) and runs difficulty-scorer
 training (`train.difficulty`) on Ray Train.
 """
 
 import sys
+
+import _check  # noqa: F401 - first: a job run by another python stops here, saying how to fix it
 
 from scalequest.entry import job_args, run_job
 

@@ -12,16 +12,22 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from scalequest.errors import ConfigError
 
 PACKAGED = ("tiny", "paper")
+
+# Path fields are marked with json_schema_extra: READ = a file, folder or hub id a job reads, WRITE = a folder it
+# writes. load_config makes relative ones absolute against `root` (see resolve_paths), so every Ray actor, on any
+# node and whatever its working directory, gets the same file.
+READ, WRITE = {"path": "read"}, {"path": "write"}
 
 
 class Strict(BaseModel):
@@ -36,7 +42,8 @@ class SamplingConfig(Strict):
 
 
 class ModelConfig(Strict):
-    path: str = Field(description="A local Hugging Face model folder or a hub id (e.g. Qwen/Qwen2-Math-7B-Instruct).")
+    path: str = Field(description="A local Hugging Face model folder or a hub id (e.g. Qwen/Qwen2-Math-7B-Instruct).",
+                      json_schema_extra=READ)
     trust_remote_code: bool = Field(False, description="Run the model repo's own Python code. Off unless you trust it.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("bfloat16", description="Weights dtype.")
     max_model_len: int = Field(4096, ge=128, description="Context length the engine reserves per sequence.")
@@ -144,7 +151,8 @@ class QuestionTypeConfig(ActorStage):
 
 
 class BenchmarkFile(Strict):
-    path: str = Field(description="A JSONL or Parquet file of benchmark items (e.g. ../shared/data/gsm8k/test.jsonl).")
+    path: str = Field(description="A JSONL or Parquet file of benchmark items (e.g. ../shared/data/gsm8k/test.jsonl).",
+                      json_schema_extra=READ)
     field: str = Field("question", description="The column holding each item's text (GSM8K 'question', MATH "
                        "'problem').")
     name: str | None = Field(None, description="Name in reject reasons and reports (default: folder_stem, e.g. "
@@ -236,7 +244,8 @@ class SolvabilityConfig(ActorStage):
 
 
 class DifficultyConfig(ActorStage):
-    model_path: str | None = Field(None, description="HF sequence-regression folder; none = stage skipped.")
+    model_path: str | None = Field(None, description="HF sequence-regression folder; none = stage skipped.",
+                                   json_schema_extra=READ)
     trust_remote_code: bool = Field(False, description="Run the scorer repo's own code.")
     drop_easiest_share: float = Field(
         0.0, ge=0.0, lt=1.0, description="Share of scored questions to drop (easiest), per generator unless it "
@@ -332,7 +341,8 @@ class RewardConfig(ActorStage):
         "AutoModelForSequenceClassification reward model; 'internlm2': InternLM2-style get_scores (needs "
         "trust_remote_code).",
     )
-    model_path: str | None = Field(None, description="Reward model folder or hub id (not for 'agreement').")
+    model_path: str | None = Field(None, description="Reward model folder or hub id (not for 'agreement').",
+                                   json_schema_extra=READ)
     trust_remote_code: bool = Field(False, description="Run the reward repo's own code (required for internlm2).")
     batch_size: int = Field(8, ge=1, description="Questions (each with its n responses) per scoring batch.")
     max_length: int = Field(4096, ge=16, description="Token limit per question+response.")
@@ -350,7 +360,7 @@ class RewardConfig(ActorStage):
 
 
 class OutputConfig(Strict):
-    dir: str = Field("runs", description="Runs are written to <dir>/<name>-<UTC timestamp>/.")
+    dir: str = Field("runs", description="Runs are written to <dir>/<name>-<UTC timestamp>/.", json_schema_extra=WRITE)
     progress_every_s: float = Field(
         30.0, gt=0, description="Seconds between status lines while a run goes on (one more at the end).")
 
@@ -381,9 +391,10 @@ class RayTrainConfig(Strict):
     use_gpu: bool = Field(False, description="Give each worker a GPU (NCCL); false = CPU workers (gloo).")
     cpus_per_worker: float = Field(1.0, gt=0, description="Ray CPUs per worker.")
     deepspeed: str | None = Field(
-        None, description="DeepSpeed JSON config path (repo: scalequest/train/deepspeed/zero2.json, zero3.json); "
+        None, json_schema_extra=READ, description="DeepSpeed JSON config path (repo: scalequest/train/deepspeed/zero2.json, zero3.json); "
         "none = plain DDP.")
-    storage_path: str = Field("runs/train", description="Ray Train storage: checkpoints and results.")
+    storage_path: str = Field("runs/train", description="Ray Train storage: checkpoints and results.",
+                              json_schema_extra=WRITE)
     num_to_keep: int | None = Field(2, ge=1, description="Checkpoints kept in the storage path (newest); none = all.")
     max_failures: int = Field(
         0, ge=-1, description="Times Ray Train restarts the workers after a failure (a worker killed for memory, a "
@@ -391,10 +402,11 @@ class RayTrainConfig(Strict):
 
 
 class QFTConfig(Strict):
-    base_model: str = Field(description="The problem-solving model to turn into a question generator (folder or id).")
+    base_model: str = Field(json_schema_extra=READ, description="The problem-solving model to turn into a question "
+                            "generator (folder or id).")
     template: Literal["auto", "qwen2", "deepseek", "custom"] = Field("auto", description="Pre-query prefix family.")
     prefix: str | None = Field(None, description="The prefix when template is 'custom'.")
-    data: list[str] = Field(default_factory=lambda: list(DEFAULT_QUESTION_DATA),
+    data: list[str] = Field(json_schema_extra=READ, default_factory=lambda: list(DEFAULT_QUESTION_DATA),
                             description="Question sources (JSONL/Parquet paths or HF dataset ids); train splits only.")
     max_questions: int | None = Field(None, ge=1, description="Use at most this many questions (after dedup).")
     epochs: float = Field(1.0, gt=0, description="Training epochs (paper: 1).")
@@ -408,7 +420,8 @@ class QFTConfig(Strict):
     packing: bool = Field(False, description="Pack several examples per sequence.")
     save_steps: int = Field(200, ge=1, description="Checkpoint into the Ray Train storage path every N optimizer "
                             "steps (and at the end).")
-    output_dir: str = Field("models/qft", description="Where the trained generator is exported (HF folder).")
+    output_dir: str = Field("models/qft", json_schema_extra=WRITE,
+                            description="Where the trained generator is exported (HF folder).")
 
 
 class OptimizerLLMConfig(Strict):
@@ -429,7 +442,8 @@ class OptimizerLLMConfig(Strict):
 
 
 class QPOConfig(Strict):
-    qft_model: str = Field(description="The QFT generator folder (policy init and DPO reference).")
+    qft_model: str = Field(json_schema_extra=READ,
+                           description="The QFT generator folder (policy init and DPO reference).")
     template: Literal["auto", "qwen2", "deepseek", "custom"] = Field("auto", description="Pre-query prefix family.")
     prefix: str | None = Field(None, description="The prefix when template is 'custom'.")
     hint: str = Field(
@@ -456,11 +470,14 @@ class QPOConfig(Strict):
     max_length: int = Field(1024, ge=16, description="Token limit per pair.")
     effective_batch: int = Field(32, ge=1, description="Pairs per optimizer step over all workers.")
     per_device_batch: int = Field(2, ge=1, description="Pairs per worker per forward pass.")
-    data_dir: str = Field("runs/qpo", description="Where samples, rewrites, the pairs Parquet and drop counts go "
+    data_dir: str = Field("runs/qpo", json_schema_extra=WRITE,
+                          description="Where samples, rewrites, the pairs Parquet and drop counts go "
                           "(one <name>-<UTC timestamp> folder per run).")
-    pairs: str | None = Field(None, description="An existing pairs Parquet (a QPO run's pairs.parquet): skip "
+    pairs: str | None = Field(None, json_schema_extra=READ,
+                              description="An existing pairs Parquet (a QPO run's pairs.parquet): skip "
                               "sampling and rewriting and train DPO on it.")
-    output_dir: str = Field("models/qpo", description="Where the DPO-trained generator is exported.")
+    output_dir: str = Field("models/qpo", json_schema_extra=WRITE,
+                            description="Where the DPO-trained generator is exported.")
 
     @field_validator("qft_engine")
     @classmethod
@@ -472,18 +489,20 @@ class QPOConfig(Strict):
 
 
 class DifficultyTrainConfig(Strict):
-    base_model: str = Field(description="Base LM for the regression head (folder or id).")
+    base_model: str = Field(json_schema_extra=READ, description="Base LM for the regression head (folder or id).")
     label_source: Literal["fail_rate", "math_level"] = Field(
         "fail_rate", description="'fail_rate': the solver's fail rate over k samples checked with math-verify; "
         "'math_level': MATH's Level 1–5 mapped to 0..1 (when the solver is too weak for fail rates).")
-    data: list[str] = Field(default_factory=lambda: list(DEFAULT_QUESTION_DATA), description="Labelled questions.")
+    data: list[str] = Field(json_schema_extra=READ, default_factory=lambda: list(DEFAULT_QUESTION_DATA),
+                            description="Labelled questions.")
     solver: str | None = Field(None, description="Key of `models` that answers for fail-rate labels.")
     samples_per_question: int = Field(8, ge=1, description="k answers per question for fail-rate labels.")
     solver_sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(temperature=0.7, top_p=0.95, max_tokens=1024),
         description="Solver sampling for fail-rate labels (the answer is read from \\boxed{}).")
     max_questions: int | None = Field(None, ge=1, description="Use at most this many questions.")
-    eval_data: str = Field("../shared/data/math/test.jsonl", description="Held-out set for the Spearman report.")
+    eval_data: str = Field("../shared/data/math/test.jsonl", json_schema_extra=READ,
+                           description="Held-out set for the Spearman report.")
     max_eval: int | None = Field(500, ge=1, description="Held-out questions scored for the report.")
     holdout_share: float = Field(0.1, ge=0, lt=1, description="Labelled rows held out of training; the report gives "
                                  "the Spearman correlation of scores with their labels.")
@@ -498,7 +517,8 @@ class DifficultyTrainConfig(Strict):
         "norm), freezing the rest: backward then skips the frozen layers (a CPU setting); none = the whole model.")
     effective_batch: int = Field(32, ge=1, description="Questions per optimizer step over all workers.")
     per_device_batch: int = Field(8, ge=1, description="Questions per worker per forward pass.")
-    output_dir: str = Field("models/difficulty", description="Where the scorer is exported (difficulty.model_path).")
+    output_dir: str = Field("models/difficulty", json_schema_extra=WRITE,
+                            description="Where the scorer is exported (difficulty.model_path).")
 
 
 class TrainConfig(Strict):
@@ -587,6 +607,12 @@ class ServeConfig(Strict):
 
 class SynthesisConfig(Strict):
     name: str = Field("scalequest", description="Run name (output folder prefix).")
+    root: str | None = Field(
+        None, description="Folder that relative paths in this config (models, data and benchmark files, output.dir, "
+        "training folders) resolve against; none = the current directory. Set it for `ray job submit`, whose job "
+        "runs in an uploaded copy of the working dir without the git-ignored models/ and runs/: e.g. root=/shared/"
+        "scalequest, a folder every node sees (docs/cluster.md).")
+    _written: dict[tuple, Any] = PrivateAttr(default_factory=dict)  # path fields as written, by key path
     seed: int = Field(0, description="Run seed; each row's sampling seed derives from (seed, row id).")
     num_candidates: int = Field(ge=1, description="Questions to draw before filtering.")
     max_error_share: float = Field(
@@ -642,9 +668,21 @@ class SynthesisConfig(Strict):
                 raise ValueError(f"{key}: '{ref}' is not a key of `models` (known: {sorted(self.models)})")
         return self
 
+    def dump_written(self) -> dict[str, Any]:
+        """The config as JSON-ready data with every path as the user wrote it (load_config made them absolute):
+        what a run folder's config.yaml stores, so that a resume resolves them against its own `root` again."""
+        data = self.model_dump(mode="json")
+        for keys, value in self._written.items():
+            node = data
+            for k in keys[:-1]:
+                node = node[k]
+            node[keys[-1]] = value
+        return data
+
     def output_settings(self) -> dict[str, Any]:
-        """The settings that decide which rows a run makes, as {dotted key: value}: every leaf but RUNTIME_KEYS."""
-        return {k: v for k, v in _flatten(self.model_dump(mode="json")).items()
+        """The settings that decide which rows a run makes, as {dotted key: value}: every leaf but RUNTIME_KEYS
+        (paths as written, so the same config run from another folder or `root` has the same hash)."""
+        return {k: v for k, v in _flatten(self.dump_written()).items()
                 if not any(fnmatch.fnmatchcase(k, p) for p in RUNTIME_KEYS)}
 
     def config_hash(self) -> str:
@@ -657,7 +695,7 @@ class SynthesisConfig(Strict):
 # How a run executes, not which rows it makes: a resumed run may change these (and they stay out of config_hash).
 # Batch sizes and actor counts qualify because every row's sampling is seeded from (seed, id) alone.
 RUNTIME_KEYS = (
-    "name", "max_error_share", "output.*", "cost.*", "card.*", "ray.*", "serve.*", "train.*", "*.concurrency",
+    "name", "root", "max_error_share", "output.*", "cost.*", "card.*", "ray.*", "serve.*", "train.*", "*.concurrency",
     "*.max_concurrency", "*.calls_per_actor", "*.batch_size", "*.num_cpus", "*.num_gpus", "*.store_actors",
     "models.*.replicas", "*.resources", "*.resources.*",
     "models.*.max_num_seqs", "models.*.max_restarts",
@@ -686,9 +724,53 @@ def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
     """
     data = apply_overrides(read_yaml(source), overrides)
     try:
-        return SynthesisConfig.model_validate(data)
+        cfg = SynthesisConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+    root = Path(cfg.root or os.getcwd()).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"root: no folder at '{cfg.root}' — point it at the folder that holds the config's "
+                          f"relative paths (models/, data), one every Ray node sees, or leave it unset")
+    resolve_paths(cfg, Path(os.path.abspath(root)))
+    return cfg
+
+
+def resolve_paths(cfg: SynthesisConfig, root: Path) -> None:
+    """Make the relative path fields (READ, WRITE) of `cfg` absolute against `root`, in place, remembering what was
+    written (`dump_written`). A READ value becomes absolute only when `root` holds it, so a hub id such as
+    Qwen/Qwen2-Math-7B-Instruct stays one (and a missing local folder is reported by preflight, as written); a
+    WRITE value always does. URLs (s3://…) and absolute paths stay as they are (~ is expanded)."""
+    for owner, name, keys, kind in list(_path_fields(cfg)):
+        value = getattr(owner, name)
+        new = [_absolute(v, kind, root) for v in value] if isinstance(value, list) else _absolute(value, kind, root)
+        if new != value:
+            cfg._written[keys] = value
+            setattr(owner, name, new)
+
+
+def _absolute(value: str | None, kind: str, root: Path) -> str | None:
+    if value is None or "://" in value:
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    full = Path(os.path.normpath(root / path))
+    return str(full) if kind == "write" or full.exists() else value
+
+
+def _path_fields(model: BaseModel, prefix: tuple = ()):
+    """(owner model, field name, key path, 'read'|'write') for every marked path field under `model`."""
+    for name, field in type(model).model_fields.items():
+        value, extra = getattr(model, name), field.json_schema_extra
+        if isinstance(extra, dict) and extra.get("path"):
+            yield model, name, (*prefix, name), extra["path"]
+        elif isinstance(value, BaseModel):
+            yield from _path_fields(value, (*prefix, name))
+        elif isinstance(value, (list, dict)):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, item in items:
+                if isinstance(item, BaseModel):
+                    yield from _path_fields(item, (*prefix, name, k))
 
 
 def read_yaml(source: str | Path) -> dict:

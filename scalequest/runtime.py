@@ -11,9 +11,12 @@ Test: tests/test_runtime.py.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +42,26 @@ def init_ray(rcfg) -> bool:
 
     if ray.is_initialized():
         return False
+    with _keeping_sigterm_handler():
+        _init(ray, rcfg)
+    return True
+
+
+@contextlib.contextmanager
+def _keeping_sigterm_handler():
+    """ray.init replaces the SIGTERM handler with `sys.exit(15)`: a `ray job stop` or a scheduler's SIGTERM would
+    then skip the run's clean stop (no engines stopped in order, no resume command). The handler installed before
+    (scalequest.entry.stop_on_signals) is put back."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if callable(before):
+            signal.signal(signal.SIGTERM, before)
+
+
+def _init(ray, rcfg) -> None:
     env = {"runtime_env": {"env_vars": dict(rcfg.env_vars)}} if rcfg.env_vars else {}
     if rcfg.address:
         try:
@@ -52,7 +75,6 @@ def init_ray(rcfg) -> bool:
         os.environ.update(rcfg.env_vars)  # the driver builds tokenizers / reads config too
         store = int(rcfg.object_store_gib * (1 << 30)) if rcfg.object_store_gib else None
         ray.init(num_cpus=rcfg.num_cpus, object_store_memory=store, include_dashboard=rcfg.dashboard, **env)
-    return True
 
 
 def check_model_path(key: str, value: str) -> None:
@@ -72,14 +94,15 @@ def check_model_path(key: str, value: str) -> None:
     looks_local = value.startswith((".", "/", "~")) or not _HUB_ID.match(value) or Path(value.split("/")[0]).is_dir()
     if looks_local:
         raise ConfigError(f"{key}: no model folder at '{value}' (from {Path.cwd()}) — run 'scalequest models prepare "
-                          f"smollm2' or fix the path; on a cluster use a path every node sees")
+                          f"smollm2' or fix the path; on a cluster use a path every node sees, or set root= to the "
+                          f"folder that holds the config's relative paths")
     problem = _hub_problem(value)
     if problem:
         raise ConfigError(
             f"{key}: '{value}' is neither a model folder here (from {Path.cwd()}) nor a Hugging Face hub model "
-            f"({problem}) — for a local model use a path every node sees (an absolute path on a shared mount: "
-            f"`ray job submit` does not upload the git-ignored models/ folder); for a hub model check the id and the "
-            f"network, or download it first (`hf download {value}`)")
+            f"({problem}) — for a local model use a path every node sees: an absolute path on a shared mount, or "
+            f"root=<folder that holds models/> (`ray job submit` does not upload the git-ignored models/ folder); for "
+            f"a hub model check the id and the network, or download it first (`hf download {value}`)")
 
 
 def _hub_problem(repo_id: str) -> str | None:

@@ -111,3 +111,33 @@ def test_runtime_keys_stay_out_of_the_config_hash_and_the_output_diff():
     rows = load_config("tiny", ["seed=9", "generators.0.sampling.max_tokens=7", "responses.n=2"])
     assert changed_output_keys(base, rows) == ["generators.0.sampling.max_tokens", "responses.n", "seed"]
     assert rows.config_hash() != base.config_hash()
+
+
+def test_relative_paths_resolve_against_root_and_are_stored_and_hashed_as_written(tmp_path, monkeypatch):
+    """A `ray job submit` job runs in an uploaded copy of the project without models/: `root` names the folder the
+    config's relative paths live in, and every actor gets absolute paths. A hub id stays a hub id."""
+    from scalequest.pipeline.run_dir import stored_config, write_config
+
+    (tmp_path / "proj" / "models" / "m").mkdir(parents=True)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "test.jsonl").write_text('{"question": "What is 1+1?"}\n')
+    over = ["models.smollm2.path=models/m", "decontam.benchmarks=[{path: ../data/test.jsonl}]", "output.dir=runs",
+            "models.judge={path: Qwen/Qwen2-Math-7B-Instruct}", "responses.model=judge"]
+    monkeypatch.chdir(tmp_path)  # the job's working dir: none of the relative paths is here
+    cfg = load_config("tiny", [*over, f"root={tmp_path / 'proj'}"])
+    assert cfg.models["smollm2"].path == str(tmp_path / "proj" / "models" / "m")
+    assert cfg.decontam.benchmarks[0].path == str(tmp_path / "data" / "test.jsonl")
+    assert cfg.output.dir == str(tmp_path / "proj" / "runs")
+    assert cfg.models["judge"].path == "Qwen/Qwen2-Math-7B-Instruct"
+
+    here = load_config("tiny", over)  # root unset: the current directory, which lacks them
+    assert here.models["smollm2"].path == "models/m" and here.output.dir == str(tmp_path / "runs")
+    assert here.config_hash() == cfg.config_hash()  # paths hash as written; root is a runtime key
+
+    write_config(tmp_path, cfg)
+    stored = stored_config(tmp_path)
+    assert stored.models["smollm2"].path == "models/m" and stored.root == str(tmp_path / "proj")
+    assert stored.config_hash() == cfg.config_hash()
+
+    with pytest.raises(ConfigError, match=r"root: no folder at '/nonexistent/x'"):
+        load_config("tiny", ["root=/nonexistent/x"])

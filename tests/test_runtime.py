@@ -1,10 +1,12 @@
-"""The shared runtime helpers without Ray: releasing the /dev/shm segments vLLM leaves behind (only those no
+"""The shared runtime helpers: init_ray keeps the SIGTERM handler; releasing the /dev/shm segments vLLM leaves behind (only those no
 live process maps, old enough, and among the given ones)."""
 
 import os
 import time
 import uuid
 from multiprocessing import shared_memory
+
+import pytest
 
 from scalequest.runtime import SHM_DIR, release_vllm_shm
 
@@ -32,3 +34,27 @@ def test_release_unlinks_unmapped_segments_and_keeps_mapped_young_and_other_ones
         held.unlink()
         for p in (young, other):
             p.unlink(missing_ok=True)
+
+
+@pytest.mark.ray
+def test_init_ray_keeps_the_sigterm_handler_installed_before_it():
+    """ray.init sets SIGTERM to sys.exit(15); a `ray job stop` would then skip the run's clean stop and its resume
+    command (tests/cluster/test_on_a_cluster.py checks that end to end)."""
+    import signal
+
+    import ray
+
+    from scalequest.config import RayConfig
+    from scalequest.entry import stop_on_signals
+    from scalequest.runtime import init_ray
+
+    stop_on_signals()
+    mine = signal.getsignal(signal.SIGTERM)
+    try:
+        assert init_ray(RayConfig(num_cpus=1))
+        assert signal.getsignal(signal.SIGTERM) is mine
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGTERM)
+    finally:
+        ray.shutdown()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

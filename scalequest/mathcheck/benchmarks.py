@@ -103,8 +103,9 @@ def load_benchmarks(specs) -> dict[str, list]:
         key = f"decontam.benchmarks[{i}]"
         path = Path(spec.path).expanduser()
         if not path.is_file():
-            raise ConfigError(f"{key}.path: no file at '{spec.path}' (from {Path.cwd()}) — fix the path, or remove "
-                              f"the entry to run without this benchmark")
+            raise ConfigError(f"{key}.path: no file at '{spec.path}' (from {Path.cwd()}) — fix the path (relative "
+                              f"paths resolve against `root`: set root= to the folder that holds them, e.g. in a "
+                              f"`ray job submit` job), or remove the entry to run without this benchmark")
         if path.suffix.lower() not in BENCHMARK_SUFFIXES:
             raise ConfigError(f"{key}.path: '{spec.path}' is not {', '.join(BENCHMARK_SUFFIXES)} — convert it to "
                               f"JSONL (one JSON object per line) or Parquet")

@@ -96,7 +96,7 @@ def card_text(cfg, report: dict, run_name: str, plots: dict[str, str]) -> str:
               "`generator` and the models and sampling that made the row; the run's full schema is "
               "`scalequest.schema.output_schema`.",
               "", "## Config", "", f"<details><summary>config.yaml (hash {report.get('config_hash')})</summary>",
-              "", "```yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip(), "```", "",
+              "", "```yaml", yaml.safe_dump(cfg.dump_written(), sort_keys=False).rstrip(), "```", "",
               "</details>", ""]
     return "\n".join(lines)
 

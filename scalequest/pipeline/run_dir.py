@@ -1,7 +1,7 @@
 """The run folder: created once per run, reopened by `--resume`.
 
   <output.dir>/<name>-<UTC timestamp>/
-    config.yaml                  the resolved config (a resume checks its output-affecting keys against it)
+    config.yaml                  the config, paths as written (a resume checks its output-affecting keys against it)
     data/status=kept|rejected/   the shards (scalequest.pipeline.shards)
     difficulty_threshold.json    the calibrated threshold, reused by a resume
     set_aside/                   what a kill left half-written (never read as data)
@@ -12,6 +12,7 @@ Test: tests/pipeline/test_resume.py.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def new_run_dir(cfg) -> Path:
 
 
 def write_config(run_dir: Path, cfg) -> None:
-    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(cfg.dump_written(), sort_keys=False))
 
 
 def stored_config(run_dir: Path):
@@ -87,6 +88,11 @@ def open_run(cfg, run_dir: Path | str) -> Path:
 
 
 def resume_command(run_dir: Path) -> str:
+    """The command that continues `run_dir`: the CLI's, or, inside a `ray job submit` job (Ray gives its driver
+    RAY_JOB_CONFIG_JSON_ENV_VAR), the job's."""
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
+        return (f"ray job submit --runtime-env ray_jobs/runtime_env.yaml -- python ray_jobs/synthesize.py "
+                f"--resume {run_dir}")
     return f"scalequest synthesize --resume {run_dir}"
 
 
