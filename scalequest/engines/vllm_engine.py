@@ -64,7 +64,7 @@ class _StopTokens:
         return texts, ids
 
 
-def sampling_params(sampling: Sampling, seed: int | None, stops: _StopTokens):
+def sampling_params(sampling: Sampling, seed: int | None, stops: _StopTokens, stream: bool = False):
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
@@ -72,8 +72,9 @@ def sampling_params(sampling: Sampling, seed: int | None, stops: _StopTokens):
     return SamplingParams(
         n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
         stop=text_stops or None, stop_token_ids=stop_ids or None, seed=seed,
-        # the async engine otherwise streams, and its last output of an n>1 request holds only the last finisher
-        output_kind=RequestOutputKind.FINAL_ONLY,
+        # FINAL_ONLY: the async engine otherwise streams, and its last output of an n>1 request holds only the
+        # last finisher; DELTA (stream): each output holds the new text of the choices that moved
+        output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
     )
 
 
@@ -163,6 +164,22 @@ class AsyncVLLMEngine:
         prompts = list(prompts)
         params = [sampling_params(sampling, s, self._stops) for s in _seeds(prompts, seeds)]
         return list(await asyncio.gather(*(self._one(p, sp) for p, sp in zip(prompts, params))))
+
+    async def astream(self, prompt: str, sampling: Sampling, seed: int | None = None):
+        """Yield `(choice index, new text, finish reason or None, new tokens)` while vLLM decodes `sampling.n`
+        choices for one prompt (stop strings excluded, as in `agenerate`). Raises EngineDeadError once the engine
+        is dead."""
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        params = sampling_params(sampling, seed, self._stops, stream=True)
+        tokens: dict[int, int] = {}  # of steps without text yet (a token that ends inside a UTF-8 character)
+        async for out in self.engine.generate(prompt, params, uuid.uuid4().hex):
+            for c in out.outputs:
+                tokens[c.index] = tokens.get(c.index, 0) + len(c.token_ids)
+                if c.text or c.finish_reason:
+                    yield c.index, c.text, c.finish_reason, tokens.pop(c.index)
+        if self.engine.errored:
+            raise EngineDeadError()
 
     def shutdown(self):
         self.engine.shutdown()

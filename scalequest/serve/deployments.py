@@ -43,6 +43,19 @@ class LLMServer:
             raise EngineUnavailable(f"the engine for {self.cfg.path} is dead; its replica is being replaced") \
                 from None
 
+    async def stream(self, prompt: str, sampling, seed: int | None = None):
+        """Streamed `generate` of one prompt (call it with `handle.options(stream=True)`): yields `(choice index,
+        new text, finish reason or None, new tokens)` as vLLM decodes."""
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        try:
+            async for item in self.engine.astream(prompt, sampling, seed):
+                yield item
+        except EngineDeadError:
+            self.dead = True
+            raise EngineUnavailable(f"the engine for {self.cfg.path} is dead; its replica is being replaced") \
+                from None
+
     def health(self) -> str:
         """'ok' while vLLM's engine runs (for the ingress's /healthz); raises EngineUnavailable otherwise."""
         self.check_health()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import os
 import time
@@ -94,12 +95,18 @@ class Ingress:
                            "(difficulty.model_path); drop the difficulty filter", "filters.difficulty")
         if lo is not None and hi is not None and lo > hi:
             raise APIError(400, f"filters.difficulty: min {lo} is above max {hi}", "filters.difficulty")
+        if req.num_responses is not None:
+            if not req.with_solution:
+                raise APIError(400, "num_responses: only used with with_solution: true; send both, or drop "
+                               "num_responses", "num_responses")
+            check_limit(req.num_responses, self.limits.max_responses, "num_responses", "max_responses")
         extra = {} if req.seed is None else {"seed": req.seed}
         return QuestionPlan(
             n=req.n, generators=names if req.generator == "mix" else [req.generator],
             language=self.cfg.language.enabled if f.language is None else f.language, dedup=f.dedup,
             solvability=self.cfg.solvability.enabled if f.solvability is None else f.solvability,
-            difficulty_min=lo, difficulty_max=hi, with_solution=req.with_solution, **extra)
+            difficulty_min=lo, difficulty_max=hi, with_solution=req.with_solution,
+            num_responses=req.num_responses, **extra)
 
     async def score(self, req: ScoreRequest) -> dict:
         from scalequest.mathcheck import extract_boxed
@@ -143,8 +150,6 @@ class Ingress:
         if req.model not in self.llms:
             raise APIError(404, f"model: unknown model '{req.model}'; GET /v1/models lists "
                            f"{sorted(self.llms)}", "model", kind="model_not_found")
-        if req.stream:
-            raise APIError(400, "stream: streaming is not supported; send stream=false", "stream")
         max_tokens = (getattr(req, "max_completion_tokens", None) or req.max_tokens) or (512 if chat else 16)
         check_limit(max_tokens, self.limits.max_tokens, "max_tokens", "max_tokens")
         check_limit(req.n, self.limits.max_choices, "n", "max_choices")
@@ -152,9 +157,51 @@ class Ingress:
         usage = sum(self._check_prompt(req.model, p, max_tokens, i) for i, p in enumerate(prompts))
         stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         sampling = Sampling(req.temperature, req.top_p, max_tokens, tuple(stop), req.n)
+        if req.stream:
+            include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            return self._stream(req.model, prompts, sampling, req.seed, usage if include_usage else None, chat)
         seeds = None if req.seed is None else [req.seed] * len(prompts)
         outs = await self.llms[req.model].generate.remote(prompts, sampling, seeds)
         return _openai_body(req.model, outs, usage, chat)
+
+    def _stream(self, model: str, prompts: list[str], sampling, seed, prompt_tokens: int | None, chat: bool):
+        """Server-sent events in OpenAI's chunk format as vLLM decodes: one chunk per choice step (prompt i's
+        choice j is choice i·n + j; a chat choice's first chunk carries the role), an error event if the engine
+        fails midway, a usage chunk when asked (stream_options.include_usage), then `data: [DONE]`."""
+        from starlette.responses import StreamingResponse
+
+        head = dict(id=f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}",
+                    object="chat.completion.chunk" if chat else "text_completion", created=int(time.time()),
+                    model=model)
+        handle = self.llms[model].options(stream=True)
+
+        async def events():
+            tokens, started = 0, set()
+            try:
+                for p, prompt in enumerate(prompts):
+                    async for index, text, finish, new_tokens in handle.stream.remote(prompt, sampling, seed):
+                        i, tokens = p * sampling.n + index, tokens + new_tokens
+                        if chat:
+                            delta = {"content": text} if i in started else {"role": "assistant", "content": text}
+                            started.add(i)
+                            choice = dict(index=i, delta=delta, finish_reason=finish, logprobs=None)
+                        else:
+                            choice = dict(index=i, text=text, finish_reason=finish, logprobs=None)
+                        yield _event({**head, "choices": [choice]})
+            except Exception as exc:  # noqa: BLE001 - the status line is sent: the error goes in the stream
+                from scalequest.serve.routes import is_unavailable
+
+                down = is_unavailable(exc)
+                log.error("streamed generation failed: %s: %s", type(exc).__name__, exc)
+                yield _event(APIError(503 if down else 500, "the model's engine is unavailable; retry" if down
+                                      else "generation failed", kind="server_error").body())
+                return
+            if prompt_tokens is not None:
+                yield _event({**head, "choices": [], "usage": dict(
+                    prompt_tokens=prompt_tokens, completion_tokens=tokens, total_tokens=prompt_tokens + tokens)})
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     def _prompts(self, req: CompletionRequest) -> list[str]:
         prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
@@ -192,6 +239,10 @@ class Ingress:
             return True
         scheme, _, given = (header or "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
+
+
+def _event(data: dict) -> str:
+    return f"data: {json.dumps(data)}\n\n"
 
 
 def _openai_body(model: str, outs: list, prompt_tokens: int, chat: bool) -> dict:

@@ -18,6 +18,8 @@ from scalequest.stages.base import reason_kind
 from scalequest.stages.dedup import DropDuplicates
 from scalequest.stages.difficulty import DropEasiest
 from scalequest.stages.generate_questions import AssignGenerators, generator_prefixes
+from scalequest.stages.responses import GenerateResponses
+from scalequest.stages.reward import ScoreResponses
 from scalequest.stages.select import SelectBest
 
 OVERSAMPLE = 2  # candidates drawn per missing question in a round
@@ -35,6 +37,7 @@ class QuestionPlan:
     difficulty_min: float | None = None
     difficulty_max: float | None = None
     with_solution: bool = False
+    num_responses: int | None = None  # solver responses per question (None: the config's responses.n)
     seed: int = field(default_factory=lambda: random.randrange(2**31))
 
 
@@ -68,6 +71,8 @@ class QuestionService:
         self.stages = {spec.name: spec.cls(**kwargs[spec.name]()) for spec in specs
                        if spec.name not in self.PER_REQUEST}
         self.select = SelectBest(cfg.select)
+        self.kwargs = kwargs
+        self.by_n = {cfg.responses.n: (self.stages["responses"], self.stages["reward"])}  # solution stages by N
         self.models = {g.name: cfg.models[g.model].path for g in cfg.generators}
 
     def run(self, plan: QuestionPlan) -> dict:
@@ -96,16 +101,28 @@ class QuestionService:
         dedup and near-dup stages."""
         wanted = {"language": plan.language, "solvability": plan.solvability, "dedup": True,
                   "near_dup": plan.dedup, **dict.fromkeys(self.SOLUTION, plan.with_solution)}
+        stages = {**self.stages, **fresh}
+        if plan.with_solution:
+            stages.update(zip(self.SOLUTION, self._solution_stages(plan.num_responses or self.cfg.responses.n)))
         for name in self.plan:
             if not wanted.get(name, True):
                 continue
-            batch = (fresh[name] if name in fresh else self.stages[name])(batch)
+            batch = stages[name](batch)
             if name == "difficulty":
                 if plan.difficulty_min is not None:
                     batch = DropEasiest(plan.difficulty_min)(batch)
                 if plan.difficulty_max is not None:
                     batch = DropEasiest(plan.difficulty_max, above=True)(batch)
         return self.select(batch) if plan.with_solution else batch
+
+    def _solution_stages(self, n: int) -> tuple:
+        """The responses and reward stages for `n` responses per question (built once per N; the plan's own
+        keywords with N changed)."""
+        if n not in self.by_n:
+            r, w = self.kwargs["responses"](), self.kwargs["reward"]()
+            r["cfg"] = r["cfg"].model_copy(update={"n": n})
+            self.by_n[n] = (GenerateResponses(**r), ScoreResponses(**{**w, "num_samples": n}))
+        return self.by_n[n]
 
     def _item(self, row: dict, with_solution: bool) -> dict:
         scores = {k: row.get(k) for k in ("language", "language_score", "solvable", "difficulty")}
@@ -115,6 +132,7 @@ class QuestionService:
                                          "prefix": self.prefixes[row["generator"]][0]}))
         if with_solution:
             item["solution"] = {k: row.get(k) for k in ("response", "final_answer", "reward", "agreement")}
+            item["solution"]["num_responses"] = len(row.get("responses") or [])
         return item
 
 

@@ -67,12 +67,13 @@ def build_api(ingress) -> FastAPI:
 
     @app.post("/v1/completions", tags=["openai"])
     async def completions(body: CompletionRequest) -> dict:
-        """OpenAI-compatible text completion (no streaming)."""
+        """OpenAI-compatible text completion (`stream: true` answers with server-sent events)."""
         return await ingress.complete(body, chat=False)
 
     @app.post("/v1/chat/completions", tags=["openai"])
     async def chat_completions(body: ChatRequest) -> dict:
-        """OpenAI-compatible chat completion with the model's own chat template (no streaming)."""
+        """OpenAI-compatible chat completion with the model's own chat template (`stream: true` answers with
+        server-sent events)."""
         return await ingress.complete(body, chat=True)
 
     return app

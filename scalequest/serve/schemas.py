@@ -58,6 +58,8 @@ class QuestionsRequest(_Strict):
     generator: str = Field("mix", description="A generator name, or 'mix' for all by share.")
     filters: QuestionFilters = Field(default_factory=QuestionFilters, description="Filters to apply.")
     with_solution: bool = Field(False, description="Add the best of N solver responses (reward model).")
+    num_responses: int | None = Field(None, ge=1, description="N for with_solution: solver responses per question "
+                                      "(default: the config's responses.n; at most serve.limits.max_responses).")
     seed: int | None = Field(None, ge=0, le=SEED_MAX, description="Same seed and request → same candidates.")
 
 
@@ -66,6 +68,7 @@ class Solution(BaseModel):
     final_answer: str | None
     reward: float | None
     agreement: float | None
+    num_responses: int = Field(description="Solver responses the best one was chosen from.")
 
 
 class QuestionItem(BaseModel):
@@ -105,6 +108,10 @@ class ScoreResponse(BaseModel):
 
 # ---- OpenAI-compatible ----
 
+class StreamOptions(_Lenient):
+    include_usage: bool = Field(False, description="A last chunk with `usage` and no choices.")
+
+
 class _Sampling(_Lenient):
     model: str
     max_tokens: int | None = Field(None, ge=1)
@@ -113,7 +120,9 @@ class _Sampling(_Lenient):
     n: int = Field(1, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
-    stream: bool = False
+    stream: bool = Field(False, description="Server-sent events as vLLM decodes (OpenAI's chunk format, then "
+                         "`data: [DONE]`).")
+    stream_options: StreamOptions | None = None
 
 
 class CompletionRequest(_Sampling):

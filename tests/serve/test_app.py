@@ -68,6 +68,33 @@ def test_openai_client_chat_completion(oai):
     assert out.usage.completion_tokens <= 10
 
 
+def test_openai_client_streams_a_completion_that_matches_the_unstreamed_one(oai):
+    """stream: true answers with server-sent events the openai client reads chunk by chunk; with the same seed the
+    chunks join to the unstreamed text, and the usage chunk counts the same tokens."""
+    kw = dict(model="smollm2", prompt="The answer is", max_tokens=12, seed=11, temperature=1.0)
+    whole = oai.completions.create(**kw)
+    chunks = list(oai.completions.create(**kw, stream=True, stream_options={"include_usage": True}))
+    texts = [c.choices[0].text for c in chunks if c.choices]
+    assert len(texts) > 1, "one chunk: the answer was not streamed"
+    assert "".join(texts) == whole.choices[0].text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == whole.choices[0].finish_reason
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    assert chunks[-1].usage.prompt_tokens == whole.usage.prompt_tokens
+
+
+def test_openai_client_streams_chat_choices_with_their_role_first(oai):
+    messages = [{"role": "user", "content": "What is 2+3?"}]
+    whole = oai.chat.completions.create(model="smollm2", messages=messages, max_tokens=8, seed=3)
+    chunks = list(oai.chat.completions.create(model="smollm2", messages=messages, max_tokens=8, seed=3,
+                                              stream=True))
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == whole.choices[0].message.content
+    many = list(oai.chat.completions.create(model="smollm2", messages=messages, max_tokens=4, n=2, stream=True))
+    ends = {c.choices[0].index: c.choices[0].finish_reason for c in many if c.choices[0].finish_reason}
+    assert set(ends) == {0, 1} and set(ends.values()) <= {"stop", "length"}
+
+
 def test_questions_are_seeded_scored_and_carry_provenance(http, served):
     _, cfg = served
     body = {"n": 2, "seed": 11, "filters": PLAIN}
@@ -140,6 +167,9 @@ BAD_REQUESTS = [
     ("POST", "/v1/questions", {"n": "many"}, 400, "n: Input should be a valid integer"),
     ("POST", "/v1/questions", {"generator": "gpt-9"}, 400, "unknown generator 'gpt-9'"),
     ("POST", "/v1/questions", {"nn": 1}, 400, "nn: unknown field"),
+    ("POST", "/v1/questions", {"num_responses": 2}, 400, "num_responses: only used with with_solution"),
+    ("POST", "/v1/questions", {"with_solution": True, "num_responses": 5}, 400,
+     "num_responses: 5 is above the limit 4 (serve.limits.max_responses)"),
     ("POST", "/v1/questions", {"seed": -1}, 400, "seed"),
     ("POST", "/v1/questions", {"filters": {"difficulty": {"min": 2, "max": 1}}}, 400,
      "min 2.0 is above max 1.0"),
@@ -156,7 +186,6 @@ BAD_REQUESTS = [
     ("POST", "/v1/completions", {"model": "smollm2", "prompt": "word " * 300}, 400,
      "tokens is above the limit"),
     ("POST", "/v1/completions", {"model": "smollm2", "prompt": []}, 400, "prompt: empty list"),
-    ("POST", "/v1/completions", {"model": "smollm2", "prompt": "hi", "stream": True}, 400, "streaming"),
     ("POST", "/v1/completions", {"model": "nope", "prompt": "hi"}, 404, "unknown model 'nope'"),
     ("POST", "/v1/completions", {"prompt": "hi"}, 400, "model: required but missing"),
     ("POST", "/v1/completions", {"model": "smollm2", "prompt": "hi", "temperature": 5}, 400, "temperature"),

@@ -61,3 +61,18 @@ def test_the_service_runs_the_batch_stage_plan_and_a_scorer_it_loads_itself(tiny
     assert scores and all(isinstance(s, float) for s in scores)
     hard = service.run(_plan(n=4, difficulty_min=max(scores) + 1.0))
     assert hard["questions"] == [] and any(k.startswith("difficulty:") for k in hard["rejected"])
+
+
+def test_a_request_chooses_how_many_responses_the_solution_is_picked_from(service):
+    """A random model seldom writes an answer, so the solution is rarely reached: the check is on the stages a
+    request with num_responses runs (built once per N) and on what they make."""
+    default = service.cfg.responses.n
+    for n in (3, None, 1):
+        service.run(_plan(n=1, with_solution=True, num_responses=n))
+    assert sorted(service.by_n) == sorted({1, 3, default})
+    for n in (1, 3, default):
+        responses, reward = service.by_n[n]
+        out = responses({"id": [0, 1], "question": ["What is 2+2?", "What is 3+5?"], "seed": [1, 2]})
+        for kept, reason in zip(out["responses"], out["reject_reason"]):  # answer-less responses are dropped
+            assert len(kept) == n if reason is None else reason.endswith(f"(of {n})"), (kept, reason)
+        assert reward.num_samples == n
