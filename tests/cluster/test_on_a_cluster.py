@@ -160,3 +160,30 @@ def test_a_stopped_job_leaves_no_actor_and_its_resubmission_with_resume_complete
 
     alive = [a.class_name for a in list_actors(address=local_ray.dashboard, filters=[("state", "=", "ALIVE")])]
     assert sorted(alive) == sorted(RAY_DATA_OWN), "after both jobs only Ray Data's own cluster-wide actors remain"
+
+
+def test_the_notebook_runs_over_ray_client_and_the_jobs_api(local_ray, tiny_llm, tmp_path, monkeypatch):
+    """notebooks/explore.ipynb executed cell by cell (nbclient; a failing cell fails the test): Ray Client
+    connection, a synthesis job through the Jobs API, the output read with ray.data over Ray Client, the funnel,
+    kept pairs and plots."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    n = 12
+    over = [o for o in synth_overrides(tiny_llm, tmp_path, n) if not o.startswith(("root=", "output.dir="))]
+    for key, value in {"RAY_CLIENT": local_ray.client, "DASHBOARD": local_ray.dashboard, "PROJECT": str(PROJECT),
+                       "ROOT": str(PROJECT), "OUTPUT": str(tmp_path), "OVERRIDES": json.dumps(over)}.items():
+        monkeypatch.setenv(f"SCALEQUEST_{key}", value)
+    monkeypatch.setenv("PATH", f"{VENV_BIN}:{local_ray.env()['PATH']}")
+    nb = nbformat.read(PROJECT / "notebooks" / "explore.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(PROJECT / "notebooks")}}).execute()
+
+    def text(cell) -> str:
+        return "".join(o.get("text", "") + json.dumps(o.get("data", {}).get("text/plain", ""))
+                       for o in cell.get("outputs", []))
+
+    printed = "\n".join(text(c) for c in nb.cells if c.cell_type == "code")
+    assert "job SUCCEEDED" in printed and f"kept of {n} candidates" in printed, printed[-3000:]
+    assert re.search(rf"— {n} rows;", printed)
+    assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])), "no plot"
