@@ -561,6 +561,9 @@ class DeploymentConfig(Strict):
     health_check_period_s: float = Field(
         10.0, gt=0, description="How often Serve runs a replica's health check; an LLM replica whose vLLM "
         "engine died fails it and is replaced.")
+    resources: dict[str, float] | None = Field(
+        None, description="Custom Ray resources per replica, to place replicas on chosen nodes; none = the "
+        "model's `models.<name>.resources` (LLM deployments) or no placement.")
 
 
 class ServeLimitsConfig(Strict):
@@ -586,6 +589,9 @@ class ServeConfig(Strict):
     host: str = Field("127.0.0.1", description="HTTP host Serve's proxy binds ('0.0.0.0' to expose it).")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
     route_prefix: str = Field("/", description="URL prefix of the application.")
+    proxy_location: Literal["EveryNode", "HeadOnly"] = Field(
+        "EveryNode", description="Where Serve runs its HTTP proxies (each binds host:port): every node, or the "
+        "head only.")
     auth_token_env: str = Field(
         "SCALEQUEST_API_TOKEN", description="Env var holding the bearer token; when set in the ingress "
         "replica's environment, every route but /healthz requires `Authorization: Bearer <token>`.")
@@ -613,6 +619,11 @@ class SynthesisConfig(Strict):
         "runs in an uploaded copy of the working dir without the git-ignored models/ and runs/: e.g. root=/shared/"
         "scalequest, a folder every node sees (docs/cluster.md).")
     _written: dict[tuple, Any] = PrivateAttr(default_factory=dict)  # path fields as written, by key path
+    _root: str | None = PrivateAttr(None)  # the folder load_config resolved them against
+
+    def root_dir(self) -> str:
+        """The absolute folder relative paths were resolved against (`root`, or the current directory then)."""
+        return self._root or os.path.abspath(self.root or os.getcwd())
     seed: int = Field(0, description="Run seed; each row's sampling seed derives from (seed, row id).")
     num_candidates: int = Field(ge=1, description="Questions to draw before filtering.")
     max_error_share: float = Field(
@@ -731,7 +742,8 @@ def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
     if not root.is_dir():
         raise ConfigError(f"root: no folder at '{cfg.root}' — point it at the folder that holds the config's "
                           f"relative paths (models/, data), one every Ray node sees, or leave it unset")
-    resolve_paths(cfg, Path(os.path.abspath(root)))
+    cfg._root = os.path.abspath(root)
+    resolve_paths(cfg, Path(cfg._root))
     return cfg
 
 

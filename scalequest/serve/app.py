@@ -23,12 +23,15 @@ def served_models(cfg) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def deployment_options(dep, name: str, num_cpus: float, num_gpus: float, runtime_env: dict | None = None) -> dict:
-    """`Deployment.options(...)` keywords from a `DeploymentConfig`; its num_cpus/num_gpus win over the
+def deployment_options(dep, name: str, num_cpus: float, num_gpus: float, runtime_env: dict | None = None,
+                       resources: dict | None = None) -> dict:
+    """`Deployment.options(...)` keywords from a `DeploymentConfig`; its num_cpus/num_gpus/resources win over the
     defaults given here. `runtime_env` (Serve merges its env_vars with the application's) goes to the replicas."""
     a = dep.autoscaling
     actor = dict(num_cpus=dep.num_cpus if dep.num_cpus is not None else num_cpus,
                  num_gpus=dep.num_gpus if dep.num_gpus is not None else num_gpus)
+    if placed := (dep.resources if dep.resources is not None else resources):
+        actor["resources"] = dict(placed)
     if runtime_env:
         actor["runtime_env"] = runtime_env
     return dict(
@@ -56,7 +59,7 @@ def build_application(cfg):
         m = cfg.models[key]
         # vLLM replicas at niceness 0, like the pipeline's engine actors (Ray starts workers at 15)
         opts = deployment_options(s.llm.get(key, DeploymentConfig()), f"llm-{key}", m.num_cpus, m.num_gpus,
-                                  ENGINE_RUNTIME_ENV)
+                                  ENGINE_RUNTIME_ENV, m.resources)
         llms[key] = LLMServer.options(**opts).bind(m.model_dump())
     scorer = ScorerServer.options(**deployment_options(s.reward, "scorer", 0.5, 0.0)).bind(
         cfg.reward.model_dump(), cfg.difficulty.model_dump())
@@ -86,11 +89,16 @@ def serve_config(cfg, source: str, overrides: list[str]) -> dict:
     """Serve's config file (for `serve deploy` / `serve run FILE`) that rebuilds this app from the same
     project config: the import path plus args, so the project YAML stays the one source of truth."""
     s = cfg.serve
+    # the app is built on the cluster, where the current directory is not this one: relative paths resolve
+    # against this config's root
+    if not any(o.startswith("root=") for o in overrides):
+        overrides = [*overrides, f"root={cfg.root_dir()}"]
     app = dict(name=s.app_name, route_prefix=s.route_prefix, import_path=IMPORT_PATH,
                args=dict(config=str(source), overrides=list(overrides)))
     if cfg.ray.env_vars:
         app["runtime_env"] = {"env_vars": dict(cfg.ray.env_vars)}
-    return dict(proxy_location="EveryNode", http_options=dict(host=s.host, port=s.port), applications=[app])
+    return dict(proxy_location=s.proxy_location, http_options=dict(host=s.host, port=s.port),
+                applications=[app])
 
 
 def run_serve(cfg, *, blocking: bool = True):
@@ -104,7 +112,7 @@ def run_serve(cfg, *, blocking: bool = True):
 
     shm_before = shm_segments()
     started = init_ray(cfg.ray)
-    serve.start(http_options=dict(host=cfg.serve.host, port=cfg.serve.port))
+    serve.start(http_options=dict(host=cfg.serve.host, port=cfg.serve.port), proxy_location=cfg.serve.proxy_location)
     log.info("serving on http://%s:%d%s", cfg.serve.host, cfg.serve.port, cfg.serve.route_prefix)
     app = dict(name=cfg.serve.app_name, route_prefix=cfg.serve.route_prefix)
     if not blocking:

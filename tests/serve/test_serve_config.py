@@ -1,5 +1,7 @@
 """The `serve` config section and what the app builder makes of it (no Ray started)."""
 
+import os
+
 import pytest
 import yaml
 
@@ -37,14 +39,16 @@ def test_autoscaling_min_above_max_is_a_config_error():
 
 def test_cli_writes_a_serve_deploy_config(tmp_path, capsys):
     out = tmp_path / "serve.yaml"
-    assert main(["serve", "--config", "tiny", "serve.port=8123", "--write-serve-config", str(out)]) == 0
+    over = ["serve.port=8123", "serve.proxy_location=HeadOnly"]
+    assert main(["serve", "--config", "tiny", *over, "--write-serve-config", str(out)]) == 0
     doc = yaml.safe_load(out.read_text())
     app = doc["applications"][0]
     assert app["import_path"] == IMPORT_PATH
-    assert app["args"] == {"config": "tiny", "overrides": ["serve.port=8123"]}
-    assert doc["http_options"] == {"host": "127.0.0.1", "port": 8123}
+    # built on the cluster, where the current directory differs: relative paths resolve against this root
+    assert app["args"] == {"config": "tiny", "overrides": [*over, f"root={os.getcwd()}"]}
+    assert doc["http_options"] == {"host": "127.0.0.1", "port": 8123} and doc["proxy_location"] == "HeadOnly"
     assert app["runtime_env"]["env_vars"]["RAY_AUTH_MODE"] == "disabled"
-    assert serve_config(load_config("tiny", ["serve.port=8123"]), "tiny", ["serve.port=8123"]) == doc
+    assert serve_config(load_config("tiny", over), "tiny", over) == doc
 
 
 def test_build_app_binds_one_llm_deployment_per_model_with_its_resources():
@@ -62,6 +66,17 @@ def test_build_app_binds_one_llm_deployment_per_model_with_its_resources():
     assert "runtime_env" not in scorer._bound_deployment.ray_actor_options
     assert qwen._deployment_config.autoscaling_config.max_replicas == 8
     assert scorer._bound_deployment.name == "scorer"
+
+
+def test_replicas_are_placed_by_the_models_resources_or_their_deployments_own():
+    from scalequest.serve.app import build_app
+
+    app = build_app({"config": "paper", "overrides": ["models.qwen2-math.resources={engine: 1}",
+                                                      "serve.reward.resources={cpu_pool: 1}"]})
+    _, llms, scorer = app._bound_deployment.init_args
+    assert llms["qwen2-math"]._bound_deployment.ray_actor_options["resources"] == {"engine": 1}
+    assert "resources" not in llms["qgen-qwen2"]._bound_deployment.ray_actor_options
+    assert scorer._bound_deployment.ray_actor_options["resources"] == {"cpu_pool": 1}
 
 
 def test_build_app_without_config_names_the_fix():
