@@ -50,7 +50,9 @@ class ModelConfig(Strict):
     max_num_seqs: int = Field(256, ge=1, description="Most sequences the engine batches at once.")
     enforce_eager: bool = Field(False, description="Skip CUDA graphs / torch.compile (set true on CPU).")
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="vLLM's GPU memory share (GPU only).")
-    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per engine (vLLM tensor parallelism).")
+    tensor_parallel_size: int = Field(
+        1, ge=1, description="GPUs per engine (vLLM tensor parallelism). Above 1 on GPUs, each replica reserves a "
+        "placement group of that many one-GPU bundles on one node; num_gpus must equal it.")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for vLLM.")
     num_cpus: float = Field(1.0, ge=0.0, description="Ray CPUs reserved per engine replica.")
     num_gpus: float = Field(0.0, ge=0.0, description="Ray GPUs reserved per engine replica.")
@@ -62,6 +64,14 @@ class ModelConfig(Strict):
     max_restarts: int = Field(
         3, ge=0, description="How often the pipeline restarts an engine actor whose vLLM died (its batches in "
         "flight are retried on the new engine); past that the run fails and names this key.")
+
+    @model_validator(mode="after")
+    def _one_gpu_per_tensor_parallel_worker(self):
+        if self.tensor_parallel_size > 1 and self.num_gpus and self.num_gpus != self.tensor_parallel_size:
+            raise ValueError(f"tensor_parallel_size {self.tensor_parallel_size} needs num_gpus: "
+                             f"{self.tensor_parallel_size} (one GPU per tensor-parallel worker, reserved together "
+                             f"on one node), not {self.num_gpus:g}")
+        return self
 
 
 class ActorStage(Strict):
@@ -391,8 +401,8 @@ class RayTrainConfig(Strict):
     use_gpu: bool = Field(False, description="Give each worker a GPU (NCCL); false = CPU workers (gloo).")
     cpus_per_worker: float = Field(1.0, gt=0, description="Ray CPUs per worker.")
     deepspeed: str | None = Field(
-        None, json_schema_extra=READ, description="DeepSpeed JSON config path (repo: scalequest/train/deepspeed/zero2.json, zero3.json); "
-        "none = plain DDP.")
+        None, json_schema_extra=READ, description="DeepSpeed JSON config path (repo: "
+        "scalequest/train/deepspeed/zero2.json, zero3.json); none = plain DDP.")
     storage_path: str = Field("runs/train", description="Ray Train storage: checkpoints and results.",
                               json_schema_extra=WRITE)
     num_to_keep: int | None = Field(2, ge=1, description="Checkpoints kept in the storage path (newest); none = all.")

@@ -31,6 +31,8 @@ def engine_kwargs(cfg) -> dict:
     )
     if cfg.num_gpus > 0:
         kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        if cfg.tensor_parallel_size > 1:  # workers in the replica's placement group (plan.engine_bundles)
+            kwargs["distributed_executor_backend"] = "ray"
     elif _on_cpu():
         # vLLM-CPU crashes the engine ("CPU Generator does not use offset") when a request with its own seed is
         # prefilled in chunks; without chunked prefill the token budget must hold a whole prompt.

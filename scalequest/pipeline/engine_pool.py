@@ -71,6 +71,7 @@ class RemoteEngine:
 
     def __init__(self, actors: list, model_path: str, name: str = "", max_restarts: int = 0):
         self.actors, self.model_path, self.name, self.max_restarts = actors, model_path, name, max_restarts
+        self.groups: list = []  # placement groups of tensor-parallel replicas (removed with the actors)
 
     def generate(self, prompts, sampling, seeds=None):
         prompts = list(prompts)
@@ -93,15 +94,28 @@ class RemoteEngine:
 
 
 def start_engines(models: dict, used: set[str]) -> dict[str, RemoteEngine]:
-    """Start the engine actors for the model names in `used`; block until all are loaded."""
+    """Start the engine actors for the model names in `used`; block until all are loaded. A tensor-parallel GPU
+    engine gets a placement group per replica (`plan.engine_bundles`); its vLLM workers start in it."""
+    from scalequest.pipeline.plan import engine_bundles
+
     clients = {}
     for name in sorted(used):
         cfg = models[name]
         opts = dict(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, name=None, max_concurrency=1000,
                     runtime_env=ENGINE_RUNTIME_ENV, max_restarts=cfg.max_restarts,
                     max_task_retries=cfg.max_restarts, resources=dict(cfg.resources) or None)
-        actors = [EngineActor.options(**opts).remote(cfg.model_dump()) for _ in range(cfg.replicas)]
+        actors, groups = [], []
+        for _ in range(cfg.replicas):
+            if bundles := engine_bundles(cfg):
+                from ray.util.placement_group import placement_group
+                from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+                groups.append(placement_group(bundles, strategy="STRICT_PACK"))
+                opts.update(num_gpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    groups[-1], placement_group_capture_child_tasks=True))
+            actors.append(EngineActor.options(**opts).remote(cfg.model_dump()))
         clients[name] = RemoteEngine(actors, cfg.path, name, cfg.max_restarts)
+        clients[name].groups = groups
     log.info("loading %d engine(s): %s", len(clients), ", ".join(clients))
     ray.get([a.ready.remote() for c in clients.values() for a in c.actors])
     return clients
@@ -126,6 +140,10 @@ def engine_busy(clients: dict[str, RemoteEngine], timeout_s: float = 10.0) -> di
 
 
 def stop_engines(clients: dict[str, RemoteEngine]) -> None:
+    from ray.util.placement_group import remove_placement_group
+
     for c in clients.values():
         for a in c.actors:
             ray.kill(a)
+        for group in c.groups:
+            remove_placement_group(group)

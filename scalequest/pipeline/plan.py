@@ -121,6 +121,16 @@ def stage_kwargs(cfg, engines: dict, prefixes: dict, formatter: Callable, stores
     }
 
 
+def engine_bundles(m) -> list[dict] | None:
+    """The placement-group bundles one engine replica of ModelConfig `m` reserves (pipeline engine actor or Serve
+    LLM replica): with tensor parallelism on GPUs, one bundle per tensor-parallel worker, one GPU each, the first
+    also holding the engine's CPUs and custom resources, packed on one node (vLLM's Ray executor starts its
+    workers in them). None = a plain actor reservation (num_cpus, num_gpus, resources)."""
+    if m.tensor_parallel_size <= 1 or not m.num_gpus:
+        return None
+    return [{"CPU": m.num_cpus, "GPU": 1.0, **m.resources}] + [{"GPU": 1.0}] * (m.tensor_parallel_size - 1)
+
+
 def used_models(cfg) -> set[str]:
     """The model keys some stage of the plan calls (each gets its engine actors; preflight checks their paths)."""
     return {m for spec in stage_plan(cfg) for m in spec.models}

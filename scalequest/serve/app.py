@@ -49,6 +49,7 @@ def deployment_options(dep, name: str, num_cpus: float, num_gpus: float, runtime
 def build_application(cfg):
     """The Serve application for a validated `SynthesisConfig`."""
     from scalequest.config import DeploymentConfig
+    from scalequest.pipeline.plan import engine_bundles
     from scalequest.runtime import ENGINE_RUNTIME_ENV
     from scalequest.serve.deployments import LLMServer, ScorerServer
     from scalequest.serve.ingress import Ingress
@@ -60,6 +61,10 @@ def build_application(cfg):
         # vLLM replicas at niceness 0, like the pipeline's engine actors (Ray starts workers at 15)
         opts = deployment_options(s.llm.get(key, DeploymentConfig()), f"llm-{key}", m.num_cpus, m.num_gpus,
                                   ENGINE_RUNTIME_ENV, m.resources)
+        if bundles := engine_bundles(m):  # tensor parallel: the replica and its vLLM workers in one group
+            opts["ray_actor_options"].update(num_gpus=0)
+            opts["ray_actor_options"].pop("resources", None)
+            opts.update(placement_group_bundles=bundles, placement_group_strategy="STRICT_PACK")
         llms[key] = LLMServer.options(**opts).bind(m.model_dump())
     scorer = ScorerServer.options(**deployment_options(s.reward, "scorer", 0.5, 0.0)).bind(
         cfg.reward.model_dump(), cfg.difficulty.model_dump())
