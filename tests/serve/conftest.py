@@ -64,6 +64,11 @@ def served(tiny_llm, tiny_scorer_model):
             ray.shutdown()
 
 
+@pytest.fixture
+def loopback_port() -> int:
+    return free_port()
+
+
 @pytest.fixture(scope="session")
 def api_token() -> str:
     return TOKEN
