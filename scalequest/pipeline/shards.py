@@ -17,7 +17,6 @@ Test: tests/pipeline/test_shards.py (no Ray), tests/pipeline/test_resume.py (kil
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -47,20 +46,10 @@ def shard_name(first_id: int) -> str:
 
 def write_atomic(table, path: Path, still_mine=lambda: True) -> bool:
     """Write `table` to `path` so that `path` either does not exist or holds the whole file. Nothing is put in
-    place unless `still_mine()` holds just before; returns whether it was."""
-    import pyarrow.parquet as pq
+    place unless `still_mine()` holds just before; returns whether it was (`storage.Folder.write_parquet`)."""
+    from scalequest.pipeline.storage import Folder
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as f:
-        pq.write_table(table, f)
-        f.flush()
-        os.fsync(f.fileno())
-    if not still_mine():
-        tmp.unlink(missing_ok=True)
-        return False
-    os.replace(tmp, path)
-    return True
+    return Folder(path).write_parquet(table, still_mine)
 
 
 def claim(run_dir: Path) -> str:
