@@ -689,6 +689,17 @@ class SynthesisConfig(Strict):
                 raise ValueError(f"{key}: '{ref}' is not a key of `models` (known: {sorted(self.models)})")
         return self
 
+    def written(self, *keys) -> Any:
+        """A field as the user wrote it, by key path: written("models", "smollm2", "path") is
+        'models/smollm2-135m-instruct' where the field now holds its absolute path. For what leaves the machine
+        (rows' provenance, the dataset card): a local folder's location is not part of the data."""
+        if keys in self._written:
+            return self._written[keys]
+        node: Any = self
+        for k in keys:
+            node = node[k] if isinstance(node, (dict, list)) else getattr(node, k)
+        return node
+
     def dump_written(self) -> dict[str, Any]:
         """The config as JSON-ready data with every path as the user wrote it (load_config made them absolute):
         what a run folder's config.yaml stores, so that a resume resolves them against its own `root` again."""

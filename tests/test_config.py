@@ -130,6 +130,15 @@ def test_relative_paths_resolve_against_root_and_are_stored_and_hashed_as_writte
     assert cfg.output.dir == str(tmp_path / "proj" / "runs")
     assert cfg.models["judge"].path == "Qwen/Qwen2-Math-7B-Instruct"
 
+    # what leaves the machine (rows' provenance, the dataset card) names the model as written, not this disk
+    from scalequest.pipeline.build import provenance
+
+    assert cfg.written("models", "smollm2", "path") == "models/m" and cfg.written("models", "judge", "path") == \
+        "Qwen/Qwen2-Math-7B-Instruct"
+    per_gen, common = provenance(cfg, {g.name: ("<prefix>",) for g in cfg.generators})
+    assert {p["generator_model"] for p in per_gen.values()} == {"models/m"}
+    assert common["solver_model"] == "Qwen/Qwen2-Math-7B-Instruct"
+
     here = load_config("tiny", over)  # root unset: the current directory, which lacks them
     assert here.models["smollm2"].path == "models/m" and here.output.dir == str(tmp_path / "runs")
     assert here.config_hash() == cfg.config_hash()  # paths hash as written; root is a runtime key

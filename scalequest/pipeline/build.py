@@ -40,14 +40,14 @@ def formatter(cfg, name: str) -> ChatFormatter:
 
 def provenance(cfg, prefixes) -> tuple[dict, dict]:
     per_gen = {
-        g.name: {"generator_model": cfg.models[g.model].path,
+        g.name: {"generator_model": cfg.written("models", g.model, "path"),
                  "sampling": json.dumps({**g.sampling.model_dump(), "prefix": prefixes[g.name][0]})}
         for g in cfg.generators
     }
     common = {
-        "judge_model": cfg.models[cfg.solvability.model].path if cfg.solvability.enabled else None,
-        "solver_model": cfg.models[cfg.responses.model].path,
-        "reward_model": cfg.reward.model_path or "answer-agreement",
+        "judge_model": cfg.written("models", cfg.solvability.model, "path") if cfg.solvability.enabled else None,
+        "solver_model": cfg.written("models", cfg.responses.model, "path"),
+        "reward_model": cfg.written("reward", "model_path") or "answer-agreement",
         "config_hash": cfg.config_hash(),
         "num_responses": cfg.responses.n,
     }
