@@ -173,6 +173,8 @@ class AsyncVLLMEngine:
         is dead."""
         from vllm.v1.engine.exceptions import EngineDeadError
 
+        if self.engine.errored:  # vLLM 0.32 would hold a request added after its engine died forever
+            raise EngineDeadError()
         params = sampling_params(sampling, seed, self._stops, stream=True)
         tokens: dict[int, int] = {}  # of steps without text yet (a token that ends inside a UTF-8 character)
         async for out in self.engine.generate(prompt, params, uuid.uuid4().hex):
