@@ -4,7 +4,7 @@ runtime env, model-path checks, and clean-up of the shared-memory segments vLLM 
   init_ray(cfg.ray)            join `ray.address` or start a local Ray; True when this call started it
   ENGINE_RUNTIME_ENV           runtime_env of every vLLM-hosting actor (pipeline engines, Serve LLM replicas)
   check_model_path(key, path)  a local model folder or a hub id the hub confirms, checked before Ray starts
-  release_vllm_shm(...)        unlink /dev/shm/psm_* segments no live process maps
+  release_vllm_shm(...)        unlink /dev/shm/psm_* segments and sem.mp-* semaphores no live process maps
 
 Test: tests/test_runtime.py.
 """
@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 ENGINE_RUNTIME_ENV = {"env_vars": {"RAY_worker_niceness": "0"}}
 
 SHM_DIR = Path("/dev/shm")
-SHM_PATTERN = "psm_*"  # multiprocessing.shared_memory's names; vLLM's message queues use it
+# multiprocessing's names in /dev/shm: shared_memory segments (vLLM's message queues, 160-250 MB each) and named
+# semaphores (vLLM-CPU's workers; a few KB each, left behind whenever an engine's processes are killed)
+SHM_PATTERNS = ("psm_*", "sem.mp-*")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -134,13 +136,13 @@ def mapped_paths() -> set[str]:
 
 
 def release_vllm_shm(min_age_s: float = 0.0, only: set[Path] | None = None) -> list[Path]:
-    """Unlink this user's /dev/shm/psm_* segments that no live process maps and that are at least `min_age_s` old
-    (a segment is mapped right after it is made; the age guards that instant). `only` limits it to those paths.
-    vLLM's engines leave 160-250 MB of them after every shutdown; a killed run leaves its own. Caveat: psm_ is
-    Python's prefix for every `multiprocessing.shared_memory` segment, so an unmapped one another program of this
-    user keeps on purpose would go too. Returns what it removed."""
+    """Unlink this user's /dev/shm/psm_* segments and sem.mp-* semaphores that no live process maps and that are at
+    least `min_age_s` old (a segment is mapped right after it is made; the age guards that instant). `only` limits
+    it to those paths. vLLM's engines leave 160-250 MB of segments after every shutdown, and a semaphore per killed
+    worker; a killed run leaves its own. Caveat: these are Python's multiprocessing names, so an unmapped one
+    another program of this user keeps on purpose would go too. Returns what it removed."""
     now, removed = time.time(), []
-    candidates = [p for p in SHM_DIR.glob(SHM_PATTERN) if only is None or p in only]
+    candidates = [p for p in shm_segments() if only is None or p in only]
     if not candidates:
         return removed
     in_use = mapped_paths()
@@ -159,4 +161,4 @@ def release_vllm_shm(min_age_s: float = 0.0, only: set[Path] | None = None) -> l
 
 
 def shm_segments() -> set[Path]:
-    return set(SHM_DIR.glob(SHM_PATTERN))
+    return {p for pattern in SHM_PATTERNS for p in SHM_DIR.glob(pattern)}

@@ -118,9 +118,13 @@ def kill_vllm_under():
     return kill
 
 
+WATCHED = ("/dev/shm/psm_", "/dev/shm/sem.mp-")  # shared_memory segments and named semaphores (runtime.SHM_PATTERNS)
+
+
 @pytest.fixture
 def no_shm_left():
-    """Watches the /dev/shm/psm_* segments that a run's processes map, and fails if any outlives the run.
+    """Watches the /dev/shm/psm_* segments and sem.mp-* semaphores that a run's processes map, and fails if any
+    outlives the run.
 
     `no_shm_left.watch(root_pid, ray_only)` starts sampling, every 0.5 s in a thread, the segments mapped by the
     descendants of `root_pid` (only Ray worker processes and their children when `ray_only`: this test process
@@ -145,7 +149,7 @@ def no_shm_left():
                 procs = tops + [c for p in tops for c in _children(p)]
             for p in procs:
                 try:
-                    seen.update(m.path for m in p.memory_maps(grouped=True) if m.path.startswith("/dev/shm/psm_"))
+                    seen.update(m.path for m in p.memory_maps(grouped=True) if m.path.startswith(WATCHED))
                 except psutil.Error:
                     continue
             stop.wait(0.5)
