@@ -633,7 +633,7 @@ class SynthesisConfig(Strict):
 
     def root_dir(self) -> str:
         """The absolute folder relative paths were resolved against (`root`, or the current directory then)."""
-        return self._root or os.path.abspath(self.root or os.getcwd())
+        return self._root or os.path.abspath(os.path.expanduser(self.root or os.getcwd()))
     seed: int = Field(0, description="Run seed; each row's sampling seed derives from (seed, row id).")
     num_candidates: int = Field(ge=1, description="Questions to draw before filtering.")
     max_error_share: float = Field(
@@ -759,12 +759,12 @@ def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
         cfg = SynthesisConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
-    root = Path(cfg.root or os.getcwd()).expanduser()
-    if not root.is_dir():
+    root = cfg.root_dir()
+    if not os.path.isdir(root):
         raise ConfigError(f"root: no folder at '{cfg.root}' — point it at the folder that holds the config's "
                           f"relative paths (models/, data), one every Ray node sees, or leave it unset")
-    cfg._root = os.path.abspath(root)
-    resolve_paths(cfg, Path(cfg._root))
+    cfg._root = root
+    resolve_paths(cfg, Path(root))
     return cfg
 
 

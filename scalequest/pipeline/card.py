@@ -103,8 +103,8 @@ def card_text(cfg, report: dict, run_name: str, plots: dict[str, str]) -> str:
 
 
 def _method(cfg) -> list[str]:
-    gens = "; ".join(f"`{g.name}` = {cfg.written('models', g.model, 'path')} (share {g.share}, template {g.template}, sampling "
-                     f"{json.dumps(g.sampling.model_dump())})" for g in cfg.generators)
+    gens = "; ".join(f"`{g.name}` = {cfg.written('models', g.model, 'path')} (share {g.share}, template "
+                     f"{g.template}, sampling {json.dumps(g.sampling.model_dump())})" for g in cfg.generators)
     s, d, r, w = cfg.solvability, cfg.difficulty, cfg.responses, cfg.reward
     qt = [k for k in ("not_a_question", "multiple_choice", "yes_no", "proof", "multi_part")
           if getattr(cfg.question_type, k)] if cfg.question_type.enabled else []
@@ -116,11 +116,13 @@ def _method(cfg) -> list[str]:
         + (", ".join(b.label for b in cfg.decontam.benchmarks) if cfg.decontam.enabled and cfg.decontam.benchmarks
            else "off") + "); exact and near-duplicate removal; solvability judged by "
         + (f"{cfg.written('models', s.model, 'path')}" if s.enabled else "nobody (off)") + "; difficulty "
-        + (f"scored by {cfg.written('difficulty', 'model_path')}, easiest {d.drop_easiest_share:.0%} dropped" if d.model_path else "not scored")
+        + (f"scored by {cfg.written('difficulty', 'model_path')}, easiest {d.drop_easiest_share:.0%} dropped"
+           if d.model_path else "not scored")
         + (f", sampled toward bin shares {d.target_shares}" if d.model_path and d.target_shares else "") + ".",
         f"3. **Responses**: {r.n} per question from {cfg.written('models', r.model, 'path')} (sampling "
         f"{json.dumps(r.sampling.model_dump())}), the best kept by "
-        + (f"reward model {cfg.written('reward', 'model_path')}" if w.kind != "agreement" else "answer agreement (majority vote)")
+        + (f"reward model {cfg.written('reward', 'model_path')}" if w.kind != "agreement"
+           else "answer agreement (majority vote)")
         + (f"; a pair is rejected when fewer than {cfg.select.min_agreement:.0%} of the responses agree with its "
            "answer" if cfg.select.min_agreement is not None else "")
         + (f"; or when its reward is below {cfg.select.min_reward:g}" if cfg.select.min_reward is not None else "")

@@ -69,9 +69,10 @@ class EngineActor:
 class RemoteEngine:
     """The `Engine` interface over one or more `EngineActor` replicas (prompts are split evenly across them)."""
 
-    def __init__(self, actors: list, model_path: str, name: str = "", max_restarts: int = 0):
+    def __init__(self, actors: list, model_path: str, name: str = "", max_restarts: int = 0,
+                 groups: list | None = None):
         self.actors, self.model_path, self.name, self.max_restarts = actors, model_path, name, max_restarts
-        self.groups: list = []  # placement groups of tensor-parallel replicas (removed with the actors)
+        self.groups = groups or []  # placement groups of tensor-parallel replicas (removed with the actors)
 
     def generate(self, prompts, sampling, seeds=None):
         prompts = list(prompts)
@@ -114,8 +115,7 @@ def start_engines(models: dict, used: set[str]) -> dict[str, RemoteEngine]:
                 opts.update(num_gpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(
                     groups[-1], placement_group_capture_child_tasks=True))
             actors.append(EngineActor.options(**opts).remote(cfg.model_dump()))
-        clients[name] = RemoteEngine(actors, cfg.path, name, cfg.max_restarts)
-        clients[name].groups = groups
+        clients[name] = RemoteEngine(actors, cfg.path, name, cfg.max_restarts, groups)
     log.info("loading %d engine(s): %s", len(clients), ", ".join(clients))
     ray.get([a.ready.remote() for c in clients.values() for a in c.actors])
     return clients

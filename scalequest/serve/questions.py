@@ -18,8 +18,6 @@ from scalequest.stages.base import reason_kind
 from scalequest.stages.dedup import DropDuplicates
 from scalequest.stages.difficulty import DropEasiest
 from scalequest.stages.generate_questions import AssignGenerators, generator_prefixes
-from scalequest.stages.responses import GenerateResponses
-from scalequest.stages.reward import ScoreResponses
 from scalequest.stages.select import SelectBest
 
 OVERSAMPLE = 2  # candidates drawn per missing question in a round
@@ -71,7 +69,7 @@ class QuestionService:
         self.stages = {spec.name: spec.cls(**kwargs[spec.name]()) for spec in specs
                        if spec.name not in self.PER_REQUEST}
         self.select = SelectBest(cfg.select)
-        self.kwargs = kwargs
+        self.kwargs, self.classes = kwargs, {spec.name: spec.cls for spec in specs}
         self.by_n = {cfg.responses.n: (self.stages["responses"], self.stages["reward"])}  # solution stages by N
         self.models = {g.name: cfg.models[g.model].path for g in cfg.generators}
 
@@ -121,7 +119,7 @@ class QuestionService:
         if n not in self.by_n:
             r, w = self.kwargs["responses"](), self.kwargs["reward"]()
             r["cfg"] = r["cfg"].model_copy(update={"n": n})
-            self.by_n[n] = (GenerateResponses(**r), ScoreResponses(**{**w, "num_samples": n}))
+            self.by_n[n] = (self.classes["responses"](**r), self.classes["reward"](**{**w, "num_samples": n}))
         return self.by_n[n]
 
     def _item(self, row: dict, with_solution: bool) -> dict:
