@@ -59,7 +59,7 @@ def ledger_run(n: int, block: int, run_dir: Path) -> float:
     from scalequest.pipeline.shards import WriteShards
 
     t0 = time.perf_counter()
-    ds = dataset(n, block).map_batches(WriteShards(str(run_dir / "data")), batch_format="pyarrow", batch_size=None)
+    ds = dataset(n, block).map_batches(WriteShards(run_dir), batch_format="pyarrow", batch_size=None)
     rows = sum(len(b["rows"]) and int(b["rows"].sum()) for b in ds.iter_batches(batch_size=None, batch_format="numpy"))
     assert rows == n, rows
     return time.perf_counter() - t0

@@ -131,7 +131,7 @@ def measure(n: int, model: Path, scorer: Path, out_dir: Path, extra: list[str]) 
         "peak_rss_mib_by_role": {r: round(s.peak_rss / 2**20, 1) for r, s in sorted(roles.items())},
         "engine_busy_share": round(execution["busy_s"]["smollm2"] / execution["wall_s"], 3),
         "engine_busy_share_after_load": round(execution["busy_s"]["smollm2"] / streaming_s, 3),
-        "bytes_written": sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file()),
+        "bytes_written": sum(p.stat().st_size for p in Path(run_dir).rglob("*") if p.is_file()),
         "tokens": report["tokens_generated"], "funnel": {f["stage"]: f["in"] for f in report["funnel"]},
         "run_dir": str(run_dir),
     }

@@ -60,8 +60,9 @@ def cmd_card(args) -> int:
 
     from scalequest.pipeline.card import write_card
     from scalequest.pipeline.run_dir import stored_config
+    from scalequest.pipeline.storage import Folder
 
-    run_dir = Path(args.run_dir)
+    run_dir = Folder(args.run_dir)
     cfg = stored_config(run_dir)
     summary = run_dir / "summary.json"
     if not summary.is_file():
@@ -131,6 +132,22 @@ def cmd_train_difficulty(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from scalequest.config import load_config
+    from scalequest.evaluation.run import render, run_eval
+
+    overrides = list(args.overrides)
+    if args.limit is not None:
+        overrides.append(f"eval.limit={args.limit}")
+    if args.samples is not None:
+        overrides.append(f"eval.samples={args.samples}")
+    cfg = load_config(args.config, overrides)
+    names = [n.strip() for n in args.benchmarks.split(",") if n.strip()] if args.benchmarks else None
+    folder, results = run_eval(cfg, args.model, names)
+    print(f"\n{render(results)}\n\neval folder: {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scalequest", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -176,6 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--response-field", help="the response column (default: response, solution, output if present)")
     p.add_argument("--out", help="write the flagged rows with their reasons to this JSONL file")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("eval", help="evaluate a solver on GSM8K / MATH (section `eval`): pass@1, pass@k, "
+                       "majority@k with 95% intervals, per MATH level and subject")
+    _config_args(p)
+    p.add_argument("--model", required=True, help="model folder or hub id to evaluate (engine settings from "
+                   "eval.model, default the solver's)")
+    p.add_argument("--benchmarks", help="comma-separated names from eval.benchmarks (default: all), e.g. gsm8k,math")
+    p.add_argument("--limit", type=int, help="the first N items of each benchmark (eval.limit)")
+    p.add_argument("--samples", type=int, help="answers per question, k (eval.samples; k > 1 needs "
+                   "eval.sampling.temperature > 0)")
+    p.set_defaults(func=cmd_eval)
 
     train = sub.add_parser("train", help="train generators and scorers on Ray Train (section `train` of the config)")
     train_sub = train.add_subparsers(dest="train_command", required=True)

@@ -370,7 +370,9 @@ class RewardConfig(ActorStage):
 
 
 class OutputConfig(Strict):
-    dir: str = Field("runs", description="Runs are written to <dir>/<name>-<UTC timestamp>/.", json_schema_extra=WRITE)
+    dir: str = Field("runs", description="Runs are written to <dir>/<name>-<UTC timestamp>/: a local folder, or a "
+                     "URI pyarrow's filesystems take (s3://bucket/prefix; credentials from the AWS environment).",
+                     json_schema_extra=WRITE)
     progress_every_s: float = Field(
         30.0, gt=0, description="Seconds between status lines while a run goes on (one more at the end).")
 
@@ -531,6 +533,53 @@ class DifficultyTrainConfig(Strict):
                             description="Where the scorer is exported (difficulty.model_path).")
 
 
+# ---- evaluation: `scalequest eval --config … --model PATH_OR_ID` ----
+
+
+class EvalBenchmark(Strict):
+    name: str = Field(description="The benchmark's name in reports and on the command line (--benchmarks gsm8k,math).")
+    path: str = Field(description="A JSONL or Parquet file of items (e.g. ../shared/data/gsm8k/test.jsonl).",
+                      json_schema_extra=READ)
+    question_field: str | None = Field(None, description="Column with the question (default: 'problem', else "
+                                       "'question').")
+    answer_field: str | None = Field(None, description="Column with the gold answer (default: 'answer' — GSM8K's "
+                                     "'… #### 42' is cut at ####; else the \\boxed{} of 'solution').")
+
+
+def _default_eval_benchmarks() -> list[EvalBenchmark]:
+    return [EvalBenchmark(name="gsm8k", path="../shared/data/gsm8k/test.jsonl"),
+            EvalBenchmark(name="math", path="../shared/data/math/test.jsonl")]
+
+
+class EvalConfig(Strict):
+    benchmarks: list[EvalBenchmark] = Field(
+        default_factory=_default_eval_benchmarks, min_length=1,
+        description="Benchmarks `scalequest eval` can run (pick with --benchmarks).")
+    model: str | None = Field(
+        None, description="Key into `models` whose engine settings (dtype, context, trust) the evaluated model "
+        "uses; default: the solver's (responses.model). --model sets the path.")
+    instruction: str | None = Field(None, description="Appended to each question in the user turn (default: "
+                                    "responses.instruction, the solver's step-by-step + \\boxed{} prompt).")
+    samples: int = Field(1, ge=1, le=64, description="Answers per question (k): pass@k and majority@k over them.")
+    sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(temperature=0.0, max_tokens=1024),
+        description="Answer sampling (greedy by default; samples > 1 needs temperature > 0).")
+    limit: int | None = Field(None, ge=1, description="Evaluate the first N items of each benchmark (all: none).")
+    batch_size: int = Field(64, ge=1, description="Questions per engine request.")
+    output_dir: str = Field("evals", description="Evaluations are written to <output_dir>/<model>-<UTC timestamp>/.",
+                            json_schema_extra=WRITE)
+
+    @model_validator(mode="after")
+    def _sampled_when_several(self):
+        if self.samples > 1 and self.sampling.temperature == 0:
+            raise ValueError(f"samples {self.samples} with sampling.temperature 0 gives {self.samples} copies of one "
+                             "greedy answer: set eval.sampling.temperature (e.g. 0.7) or eval.samples=1")
+        names = [b.name for b in self.benchmarks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"benchmark names {names} repeat: give each a distinct name")
+        return self
+
+
 class TrainConfig(Strict):
     ray: RayTrainConfig = Field(default_factory=RayTrainConfig, description="Ray Train workers and DeepSpeed.")
     qft: QFTConfig | None = Field(None, description="Question fine-tuning.")
@@ -662,6 +711,8 @@ class SynthesisConfig(Strict):
     cost: CostConfig = Field(default_factory=CostConfig, description="Prices for the run report's cost block.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training jobs (QFT, QPO, difficulty).")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="The HTTP API (Ray Serve).")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Solver evaluation on GSM8K / MATH "
+                             "(`scalequest eval`).")
 
     @field_validator("generators")
     @classmethod
@@ -727,7 +778,8 @@ class SynthesisConfig(Strict):
 # How a run executes, not which rows it makes: a resumed run may change these (and they stay out of config_hash).
 # Batch sizes and actor counts qualify because every row's sampling is seeded from (seed, id) alone.
 RUNTIME_KEYS = (
-    "name", "root", "max_error_share", "output.*", "cost.*", "card.*", "ray.*", "serve.*", "train.*", "*.concurrency",
+    "name", "root", "max_error_share", "output.*", "cost.*", "card.*", "ray.*", "serve.*", "train.*", "eval.*",
+    "*.concurrency",
     "*.max_concurrency", "*.calls_per_actor", "*.batch_size", "*.num_cpus", "*.num_gpus", "*.store_actors",
     "models.*.replicas", "*.resources", "*.resources.*",
     "models.*.max_num_seqs", "models.*.max_restarts",
@@ -807,11 +859,12 @@ def _path_fields(model: BaseModel, prefix: tuple = ()):
 
 
 def read_yaml(source: str | Path) -> dict:
-    """The YAML mapping from a file path or a packaged config name."""
+    """The YAML mapping from a file path, a packaged config name or a `storage.Folder` file (a run's config.yaml on
+    object storage)."""
     if str(source) in PACKAGED:
         text = resources.files("scalequest.configs").joinpath(f"{source}.yaml").read_text()
     else:
-        path = Path(source)
+        path = source if hasattr(source, "read_text") else Path(source)
         if not path.is_file():
             raise ConfigError(f"config: no file at '{path}' — pass a YAML path or one of {list(PACKAGED)}")
         text = path.read_text()

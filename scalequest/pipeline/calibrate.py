@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
+from scalequest.pipeline.storage import Folder, as_folder
 from scalequest.stages.difficulty import bin_acceptance, bin_counts, generator_thresholds
 
 log = logging.getLogger(__name__)
@@ -36,13 +36,13 @@ def generator_targets(cfg) -> dict[str, list[float] | None]:
     return {g.name: t if g.difficulty_target_shares is None else g.difficulty_target_shares for g in cfg.generators}
 
 
-def difficulty_calibration(cfg, sample: Callable[[], dict[str, list[float]]], threshold_file: Path) -> dict:
+def difficulty_calibration(cfg, sample: Callable[[], dict[str, list[float]]], threshold_file: Folder) -> dict:
     """{"thresholds": generator → score below which questions are dropped (None = keep all), "acceptance":
     generator → per-bin keep probabilities (None = no sampling)}, stored in `threshold_file` (and read back from
     it on a resume). `sample()` scores the calibration candidates (`calibration_scores`); it is called only when
     a share or a target needs it."""
     shares, targets, d = generator_shares(cfg), generator_targets(cfg), cfg.difficulty
-    threshold_file = Path(threshold_file)
+    threshold_file = as_folder(threshold_file)
     if threshold_file.is_file():
         stored = json.loads(threshold_file.read_text())
         calib = {"thresholds": stored["thresholds"], "acceptance": stored.get("acceptance", {})}

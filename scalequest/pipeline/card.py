@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from scalequest.pipeline.storage import Folder, as_folder
+
 log = logging.getLogger(__name__)
 
 CARD_FILE = "README.md"
@@ -130,12 +132,12 @@ def _method(cfg) -> list[str]:
     ]
 
 
-def write_card(run_dir: Path, cfg, report: dict) -> Path:
+def write_card(run_dir: Folder | Path | str, cfg, report: dict) -> Folder:
     """Write run_dir/README.md and its plots. A plot that fails is logged and left out; the card is still
     written."""
     from scalequest.pipeline.plots import write_plots
 
-    run_dir = Path(run_dir)
+    run_dir = as_folder(run_dir)
     try:
         plots = write_plots(run_dir, report)
     except Exception as exc:  # noqa: BLE001 - a card without plots beats no card at the end of a long run

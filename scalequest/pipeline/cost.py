@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
+
+from scalequest.pipeline.storage import Folder, as_folder
 
 EXECUTIONS_FILE = "executions.jsonl"
 # ScaleQuest paper (arXiv 2410.18693), Table 6: 1M pairs from two generators in 522.9 A100-hours, $680.8
 PAPER = {"gpu_hours_per_1m": 522.9, "usd_per_1m": 680.8, "hardware": "A100"}
 
 
-def record_execution(run_dir: Path, cfg, engine_wall_s: float, made: int, busy: dict | None = None) -> None:
+def record_execution(run_dir: Folder, cfg, engine_wall_s: float, made: int, busy: dict | None = None) -> None:
     """Append this execution's engine time (engines from start-up to the end of streaming) to the run folder;
     `busy`: model → {"busy_s": …} over its replicas (`engine_pool.engine_busy`), where the engines answered."""
     from scalequest.pipeline.plan import used_models
@@ -34,16 +35,15 @@ def record_execution(run_dir: Path, cfg, engine_wall_s: float, made: int, busy: 
         "gpu_s": {m: round(engine_wall_s * c.replicas * c.num_gpus, 2) for m, c in models.items()},
         "busy_s": {m: b["busy_s"] for m, b in (busy or {}).items() if m in models},
     }
-    with open(Path(run_dir) / EXECUTIONS_FILE, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    (as_folder(run_dir) / EXECUTIONS_FILE).append_text(json.dumps(record) + "\n")
 
 
-def executions(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / EXECUTIONS_FILE
+def executions(run_dir: Folder) -> list[dict]:
+    path = as_folder(run_dir) / EXECUTIONS_FILE
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
-def cost_of(run_dir: Path, cfg):
+def cost_of(run_dir: Folder, cfg):
     """`kept, tokens -> cost dict` for the report (kept pairs and generated tokens come from the shards)."""
     runs = executions(run_dir)
     engine_s: dict[str, float] = {}

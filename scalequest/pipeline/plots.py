@@ -13,24 +13,22 @@ Test: tests/pipeline/test_card.py.
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
-from pathlib import Path
 
+from scalequest.pipeline.storage import Folder, as_folder
 from scalequest.schema import KEPT
 
 PLOTS_DIR = "plots"
 COLUMNS = ["status", "generator", "question", "difficulty", "reward", "agreement"]
 
 
-def plot_values(data_dir: Path) -> dict:
+def plot_values(data_dir: Folder) -> dict:
     """{"length": {generator: [words per kept question]}, "difficulty_scored", "difficulty_kept", "reward",
     "agreement": [floats]} from every shard."""
-    import pyarrow.dataset as pads
-
     out = {"length": defaultdict(list), "difficulty_scored": [], "difficulty_kept": [], "reward": [],
            "agreement": []}
-    dataset = pads.dataset(str(data_dir), format="parquet", partitioning="hive")
-    for batch in dataset.to_batches(columns=COLUMNS):
+    for batch in as_folder(data_dir).dataset().to_batches(columns=COLUMNS):
         cols = batch.to_pydict()
         for status, gen, question, diff, reward, agree in zip(*(cols[c] for c in COLUMNS)):
             kept = status == KEPT
@@ -48,7 +46,7 @@ def plot_values(data_dir: Path) -> dict:
     return out
 
 
-def write_plots(run_dir: Path, report: dict) -> dict[str, str]:
+def write_plots(run_dir: Folder, report: dict) -> dict[str, str]:
     """Write the PNGs under run_dir/plots; returns {plot name: path relative to run_dir} of those written (a plot
     with nothing to show, e.g. difficulty without a scorer, is left out)."""
     import matplotlib
@@ -58,16 +56,17 @@ def write_plots(run_dir: Path, report: dict) -> dict[str, str]:
 
     from scalequest.pipeline.run_dir import DATA_DIR
 
-    folder = Path(run_dir) / PLOTS_DIR
-    folder.mkdir(exist_ok=True)
-    values = plot_values(Path(run_dir) / DATA_DIR)
+    run_dir = as_folder(run_dir)
+    values = plot_values(run_dir / DATA_DIR)
     written = {}
 
     def save(fig, name: str, title: str) -> None:
         fig.suptitle(title)
         fig.tight_layout()
-        fig.savefig(folder / f"{name}.png", dpi=100)
+        png = io.BytesIO()  # rendered in memory, then written through the run folder's filesystem
+        fig.savefig(png, format="png", dpi=100)
         plt.close(fig)
+        (run_dir / PLOTS_DIR / f"{name}.png").write_bytes(png.getvalue())
         written[name] = f"{PLOTS_DIR}/{name}.png"
 
     funnel = report["funnel"]

@@ -1,6 +1,7 @@
 """`scalequest publish RUN_DIR --repo ID`: upload a run's dataset card, plots and kept shards (the rejected ones
 only with `--include-rejected`) to a Hugging Face dataset repo with `huggingface_hub`. `--dry-run` lists what
-would go, with sizes, and needs no token.
+would go, with sizes, and needs no token. It reads a local run folder: a run on object storage is copied down
+first (`aws s3 sync s3://bucket/prefix/RUN ./RUN`); `scalequest card` works on either.
 
 Test: tests/pipeline/test_card.py.
 """
@@ -14,6 +15,7 @@ from scalequest.errors import ConfigError
 from scalequest.pipeline.card import CARD_FILE
 from scalequest.pipeline.plots import PLOTS_DIR
 from scalequest.pipeline.run_dir import CONFIG_FILE, DATA_DIR
+from scalequest.pipeline.storage import is_uri
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 def publish_files(run_dir: Path, include_rejected: bool = False) -> list[str]:
     """The run-relative paths an upload sends: README.md, config.yaml, summary.json, the plots, the kept shards
     (and the rejected ones when asked). Raises ConfigError when the folder has no card or no kept shard."""
+    if is_uri(str(run_dir)):
+        raise ConfigError(f"publish: '{run_dir}' is on object storage; copy it to a local folder first (e.g. "
+                          f"`aws s3 sync {run_dir} ./{str(run_dir).rstrip('/').rsplit('/', 1)[-1]}`) and publish that")
     run_dir = Path(run_dir)
     if not (run_dir / CARD_FILE).is_file():
         raise ConfigError(f"publish: no {CARD_FILE} in '{run_dir}' — it is written at the end of a run; write it "

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from pathlib import Path
 
+from scalequest.pipeline.storage import Folder, as_folder
 from scalequest.schema import FUNNEL_STAGES, KEPT, REJECT_REASON, REJECT_STAGE, TOKEN_COLUMNS
 from scalequest.stages.base import reason_kind
 
@@ -34,13 +34,12 @@ def funnel_from_counts(total: int, rejects: Counter, stages=FUNNEL_STAGES) -> li
     return out
 
 
-def scan_counts(data_dir: Path, edges: list[float] | None = None):
+def scan_counts(data_dir: Folder, edges: list[float] | None = None):
     """(rows, kept, Counter of (reject_stage, reason kind), tokens by column, difficulty bins) over every shard,
     batch by batch. With bin `edges`, the bins are (before, after): scored questions per bin, all of them and
     those the difficulty stage kept (past the easiest-share drop and the bin sampling); else None."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.dataset as pads
 
     from scalequest.stages.difficulty import bin_counts
 
@@ -49,8 +48,7 @@ def scan_counts(data_dir: Path, edges: list[float] | None = None):
     tokens = dict.fromkeys(TOKEN_COLUMNS, 0)
     before, after = [0] * (len(edges or ()) + 1), [0] * (len(edges or ()) + 1)
     columns = [REJECT_STAGE, REJECT_REASON, "status", *TOKEN_COLUMNS, *(["difficulty"] if edges is not None else [])]
-    dataset = pads.dataset(str(data_dir), format="parquet", partitioning="hive")
-    for batch in dataset.to_batches(columns=columns):
+    for batch in as_folder(data_dir).dataset().to_batches(columns=columns):
         rows += batch.num_rows
         kept += pc.sum(pc.equal(batch["status"], KEPT)).as_py() or 0
         for col in TOKEN_COLUMNS:
@@ -80,7 +78,7 @@ def contamination(rejects: Counter, benchmarks: list[str]) -> dict[str, int]:
 _CONTAMINATED = re.compile(r"contaminated: (\S+) item")
 
 
-def build_report(data_dir: Path, ledger: dict, wall_s: float, skipped: list[str], extra: dict,
+def build_report(data_dir: Folder, ledger: dict, wall_s: float, skipped: list[str], extra: dict,
                  cost=None, benchmarks: list[str] = (), bins: tuple[list[float], list[str]] | None = None) -> dict:
     """The report dict; `cost(kept, tokens) -> dict` (scalequest.pipeline.cost) adds the cost block; `benchmarks`:
     the decontamination benchmarks' names (each gets a count, 0 included); `bins`: difficulty bin edges and names
@@ -132,6 +130,7 @@ def render_text(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(run_dir: Path, report: dict) -> None:
+def write_report(run_dir: Folder, report: dict) -> None:
+    run_dir = as_folder(run_dir)
     (run_dir / "summary.json").write_text(json.dumps(report, indent=2))
     (run_dir / "summary.txt").write_text(render_text(report) + "\n")

@@ -15,6 +15,7 @@ from pathlib import Path
 from scalequest.errors import ConfigError, RunInterrupted, TooManyErrors
 from scalequest.pipeline.engine_pool import engine_busy, stop_engines
 from scalequest.pipeline.preflight import preflight
+from scalequest.pipeline.storage import Folder
 from scalequest.runtime import init_ray, release_vllm_shm, shm_segments
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,9 @@ def check_cluster_fits(cfg) -> None:
         f"it first so the run starts its own")
 
 
-def run_synthesis(cfg, resume: Path | str | None = None) -> Path:
+def run_synthesis(cfg, resume: Folder | Path | str | None = None) -> Folder:
     """Run the pipeline for a validated `SynthesisConfig`, or continue the run in folder `resume`; returns the run
-    folder.
+    folder (local or on object storage; `os.fspath` gives a local one's path).
 
     Shards reach disk block by block while the run goes on. A resumed run makes only the ids no complete shard
     holds, refills the dedup set from the shards and reuses the stored difficulty threshold, so the finished run
@@ -104,7 +105,7 @@ def run_synthesis(cfg, resume: Path | str | None = None) -> Path:
     return run_dir
 
 
-def _execute(cfg, run_dir: Path, engines: dict) -> None:
+def _execute(cfg, run_dir: Folder, engines: dict) -> None:
     """Make the ids not on disk yet (filling `engines` as they start, so the caller can stop them), then write the
     report over everything on disk."""
     import ray
@@ -120,7 +121,7 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
 
     t0 = time.perf_counter()
     token = claim(run_dir)
-    if (run_dir / DATA_DIR).is_dir():
+    if (run_dir / DATA_DIR).exists():
         time.sleep(WRITER_GRACE_S)  # a killed execution's last write may be between its check and its rename
     scan = scan_shards(run_dir)
     todo = remaining_ids(cfg.num_candidates, scan.ids)
@@ -143,7 +144,7 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
         skipped.append("decontam: no decontam.benchmarks listed (or decontam.enabled is false)")
     report = build_report(run_dir / DATA_DIR, ray.get(ledger.snapshot.remote()), time.perf_counter() - t0, skipped,
                           dict(run_dir=str(run_dir), engine_load_s=round(load_s, 1), config_hash=cfg.config_hash(),
-                               resumed_with=len(scan.ids), set_aside=[str(p) for p in scan.set_aside]),
+                               resumed_with=len(scan.ids), set_aside=[p.uri for p in scan.set_aside]),
                           cost_of(run_dir, cfg), [b.label for b in cfg.decontam.benchmarks],
                           (cfg.difficulty.bin_edges, cfg.difficulty.names))
     write_report(run_dir, report)
@@ -151,7 +152,7 @@ def _execute(cfg, run_dir: Path, engines: dict) -> None:
     log.info("\n%s", render_text(report))
 
 
-def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -> None:
+def _stream(cfg, run_dir: Folder, engines: dict, ledger, scan, todo, token: str) -> None:
     """Stream `todo` through the pipeline into shards, printing the status line; stop past max_error_share."""
     import ray
 
@@ -159,7 +160,7 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
     from scalequest.pipeline.calibrate import calibration_scores, difficulty_calibration
     from scalequest.pipeline.plan import CLIENT_CPUS
     from scalequest.pipeline.progress import Progress, RayMetrics
-    from scalequest.pipeline.run_dir import DATA_DIR, THRESHOLD_FILE, resume_command
+    from scalequest.pipeline.run_dir import THRESHOLD_FILE, resume_command
     from scalequest.pipeline.shards import WriteShards
 
     stores = new_stores(cfg)
@@ -167,7 +168,7 @@ def _stream(cfg, run_dir: Path, engines: dict, ledger, scan, todo, token: str) -
     calibration = (difficulty_calibration(cfg, lambda: calibration_scores(cfg, engines, todo),
                                           run_dir / THRESHOLD_FILE) if cfg.difficulty.model_path else None)
     ds = build_dataset(cfg, engines, ledger, todo, stores, calibration)
-    ds = ds.map_batches(WriteShards(str(run_dir / DATA_DIR), token), batch_size=None, batch_format="pyarrow",
+    ds = ds.map_batches(WriteShards(run_dir, token), batch_size=None, batch_format="pyarrow",
                         num_cpus=CLIENT_CPUS)
     progress = Progress(cfg.num_candidates, len(scan.ids), scan.kept, cfg.output.progress_every_s,
                         lambda: {k: v["rows"] for k, v in ray.get(ledger.snapshot.remote()).items()},

@@ -7,7 +7,10 @@
     set_aside/                   what a kill left half-written (never read as data)
     summary.json, summary.txt    the run report
 
-Test: tests/pipeline/test_resume.py.
+`output.dir` may be a local folder or any URI pyarrow's filesystems take (s3://bucket/prefix): the run folder is a
+`storage.Folder`, and every file in it is read and written through it.
+
+Test: tests/pipeline/test_resume.py, tests/pipeline/test_object_storage.py.
 """
 
 from __future__ import annotations
@@ -19,38 +22,40 @@ from pathlib import Path
 import yaml
 
 from scalequest.errors import ConfigError
+from scalequest.pipeline.storage import Folder, as_folder
 
 CONFIG_FILE = "config.yaml"
 DATA_DIR = "data"
 THRESHOLD_FILE = "difficulty_threshold.json"
 
 
-def new_run_dir(cfg) -> Path:
+def new_run_dir(cfg) -> Folder:
     """Create <output.dir>/<name>-<UTC timestamp>[-k]/ and write the resolved config into it."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(cfg.output.dir) / f"{cfg.name}-{stamp}"
+    out = Folder(cfg.output.dir)
+    run_dir = out / f"{cfg.name}-{stamp}"
     n = 1
     while run_dir.exists():
         n += 1
-        run_dir = Path(cfg.output.dir) / f"{cfg.name}-{stamp}-{n}"
-    run_dir.mkdir(parents=True)
+        run_dir = out / f"{cfg.name}-{stamp}-{n}"
+    run_dir.make()
     write_config(run_dir, cfg)
     return run_dir
 
 
-def write_config(run_dir: Path, cfg) -> None:
+def write_config(run_dir: Folder, cfg) -> None:
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(cfg.dump_written(), sort_keys=False))
 
 
-def stored_config(run_dir: Path):
+def stored_config(run_dir: Folder | Path | str):
     """The config a run folder was started with. ConfigError when `run_dir` is not a run folder."""
     from scalequest.config import SynthesisConfig
 
     return SynthesisConfig.model_validate(yaml.safe_load(_config_file(run_dir).read_text()))
 
 
-def _config_file(run_dir: Path | str) -> Path:
-    path = Path(run_dir) / CONFIG_FILE
+def _config_file(run_dir: Folder | Path | str) -> Folder:
+    path = as_folder(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"--resume {run_dir}: no {CONFIG_FILE} there — pass the folder of an earlier run (it holds "
                           f"{CONFIG_FILE} and {DATA_DIR}/), as printed when that run started or stopped")
@@ -67,13 +72,13 @@ def run_config(config: str | None, resume: str | None, overrides: list[str]):
     return load_config(config or _config_file(resume), overrides)
 
 
-def open_run(cfg, run_dir: Path | str) -> Path:
+def open_run(cfg, run_dir: Folder | Path | str) -> Folder:
     """Check that `cfg` may continue the run in `run_dir`: the settings that decide rows must equal the stored
     ones (runtime keys such as actors and batch sizes may differ). Returns the folder; ConfigError names every
     differing key with both values."""
     from scalequest.config import changed_output_keys
 
-    run_dir = Path(run_dir)
+    run_dir = as_folder(run_dir)
     before = stored_config(run_dir)
     changed = changed_output_keys(before, cfg)
     if changed:
@@ -87,7 +92,7 @@ def open_run(cfg, run_dir: Path | str) -> Path:
     return run_dir
 
 
-def resume_command(run_dir: Path) -> str:
+def resume_command(run_dir: Folder) -> str:
     """The command that continues `run_dir`: the CLI's, or, inside a `ray job submit` job (Ray gives its driver
     RAY_JOB_CONFIG_JSON_ENV_VAR), the job's."""
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
@@ -96,7 +101,7 @@ def resume_command(run_dir: Path) -> str:
     return f"scalequest synthesize --resume {run_dir}"
 
 
-def outcome(run_dir: Path) -> str:
+def outcome(run_dir: Folder) -> str:
     """What a finished run prints: its summary and where the data and report are."""
     return (f"\n{(run_dir / 'summary.txt').read_text()}\n"
             f"kept pairs:     {run_dir / DATA_DIR / 'status=kept'}\n"

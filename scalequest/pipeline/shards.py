@@ -2,14 +2,15 @@
 a run resumes. The shard files are the ledger: an id is done exactly when a complete shard holds it.
 
 Layout: <run>/data/status=kept/part-<lowest id>.parquet and status=rejected/… (hive partitioning: the `status`
-column lives in the folder name). A shard is written under a hidden temporary name, flushed to disk, then renamed,
-so a reader never sees half a file; what a kill leaves behind (temporaries, unreadable files) is moved to
-<run>/set_aside/ by `scan_shards` and its ids are made again.
+column lives in the folder name). A shard is written whole or not at all (`storage.Folder.write_parquet`: on disk a
+hidden temporary, flushed, then renamed; on object storage one upload), so a reader never sees half a file; what a
+kill leaves behind (temporaries, unreadable files) is moved to <run>/set_aside/ by `scan_shards` and its ids are
+made again. The run folder may be local or on object storage (`storage.Folder`).
 
-  WriteShards(data_dir)       Ray Data stage: pyarrow block in → files on disk, one summary row out
+  WriteShards(run_dir, token) Ray Data stage: pyarrow block in → shard files, one summary row out
   scan_shards(run_dir)        ids already on disk (set-aside files reported), for `--resume`
-  dedup_hashes(data_dir)      per shard, the question hashes that passed dedup (to refill the seen set)
-  near_dup_rows(data_dir)     per shard, the ids and questions that passed near-dup (to refill the LSH index)
+  dedup_hashes(files)         per shard, the question hashes that passed dedup (to refill the seen set)
+  near_dup_rows(files)        per shard, the ids and questions that passed near-dup (to refill the LSH index)
 
 Test: tests/pipeline/test_shards.py (no Ray), tests/pipeline/test_resume.py (kill -9 and resume).
 """
@@ -17,13 +18,14 @@ Test: tests/pipeline/test_shards.py (no Ray), tests/pipeline/test_resume.py (kil
 from __future__ import annotations
 
 import logging
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalequest.errors import ScaleQuestError
+from scalequest.pipeline.run_dir import DATA_DIR
+from scalequest.pipeline.storage import Folder, as_folder
 from scalequest.schema import FUNNEL_STAGES, KEPT, REJECT_REASON, REJECT_STAGE, REJECTED, TOKEN_COLUMNS
 from scalequest.stages.base import ERROR_PREFIX
 
@@ -44,30 +46,29 @@ def shard_name(first_id: int) -> str:
     return f"part-{first_id:012d}.parquet"
 
 
-def write_atomic(table, path: Path, still_mine=lambda: True) -> bool:
+def write_atomic(table, path: Folder | Path | str, still_mine=lambda: True) -> bool:
     """Write `table` to `path` so that `path` either does not exist or holds the whole file. Nothing is put in
     place unless `still_mine()` holds just before; returns whether it was (`storage.Folder.write_parquet`)."""
-    from scalequest.pipeline.storage import Folder
-
-    return Folder(path).write_parquet(table, still_mine)
+    return as_folder(path).write_parquet(table, still_mine)
 
 
-def claim(run_dir: Path) -> str:
+def claim(run_dir: Folder | Path | str) -> str:
     """Make this execution the run folder's only writer: a later claim (a resume) stops the shard writes of an
     earlier execution whose tasks outlived their driver (kill -9). Returns this execution's token."""
     token = uuid.uuid4().hex
-    (Path(run_dir) / WRITER_FILE).write_text(token)
+    (as_folder(run_dir) / WRITER_FILE).write_text(token)
     return token
 
 
 class WriteShards:
     """Write a finalized block (a pyarrow Table with `output_schema()`'s columns) as one shard per status under
-    `data_dir`; return one row: first_id, rows, kept and tokens per kind (the driver's progress reads these).
+    <run_dir>/data; return one row: first_id, rows, kept and tokens per kind (the driver's progress reads these).
     `token` (from `claim`): write only while the run folder's writer file still holds it."""
 
-    def __init__(self, data_dir: str, token: str | None = None):
-        self.data_dir, self.token = Path(data_dir), token
-        self.writer_file = self.data_dir.parent / WRITER_FILE
+    def __init__(self, run_dir: Folder | Path | str, token: str | None = None):
+        run_dir = as_folder(run_dir)
+        self.data_dir, self.token = run_dir / DATA_DIR, token
+        self.writer_file = run_dir / WRITER_FILE
 
     def still_mine(self) -> bool:
         return self.token is None or self.writer_file.read_text() == self.token
@@ -102,35 +103,31 @@ class ShardScan:
     """What a run folder holds: the ids on disk (sorted), the shard files, kept count and what was set aside."""
 
     ids: list[int] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
+    files: list[Folder] = field(default_factory=list)
     kept: int = 0
-    set_aside: list[Path] = field(default_factory=list)
+    set_aside: list[Folder] = field(default_factory=list)
 
 
-def scan_shards(run_dir: Path) -> ShardScan:
+def scan_shards(run_dir: Folder | Path | str) -> ShardScan:
     """Read the id column of every shard under <run_dir>/data; move temporaries and unreadable shards to
     <run_dir>/set_aside/ (never read as data). Raises RunStateError when an id is in two shards."""
     import numpy as np
-    import pyarrow.parquet as pq
 
-    data_dir, scan = Path(run_dir) / "data", ShardScan()
-    if not data_dir.is_dir():
-        return scan
+    run_dir = as_folder(run_dir)
+    data_dir, scan = run_dir / DATA_DIR, ShardScan()
     parts = []
-    for path in sorted(data_dir.rglob("*")):
-        if not path.is_file():
-            continue
-        if path.name.startswith(".") or path.suffix != ".parquet":
+    for path in data_dir.files():
+        if path.name.startswith(".") or not path.name.endswith(".parquet"):
             scan.set_aside.append(_set_aside(run_dir, path, "left by an interrupted write"))
             continue
         try:
-            ids = pq.read_table(path, columns=["id"]).column("id").to_numpy()
+            ids = path.read_parquet(columns=["id"]).column("id").to_numpy()
         except Exception as exc:  # noqa: BLE001 - any unreadable file is set aside, whatever pyarrow says
             scan.set_aside.append(_set_aside(run_dir, path, f"unreadable ({type(exc).__name__})"))
             continue
         parts.append(ids)
         scan.files.append(path)
-        if path.parent.name == f"status={KEPT}":
+        if f"/status={KEPT}/" in path.path:
             scan.kept += len(ids)
     if parts:
         ids = np.sort(np.concatenate(parts))
@@ -143,10 +140,9 @@ def scan_shards(run_dir: Path) -> ShardScan:
     return scan
 
 
-def _set_aside(run_dir: Path, path: Path, why: str) -> Path:
-    dest = Path(run_dir) / SET_ASIDE / path.relative_to(Path(run_dir) / "data")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(path), dest)
+def _set_aside(run_dir: Folder, path: Folder, why: str) -> Folder:
+    dest = run_dir / SET_ASIDE / path.relative_to(run_dir / DATA_DIR)
+    path.move_to(dest)
     log.warning("set aside %s (%s): its rows are made again", path, why)
     return dest
 
@@ -159,21 +155,17 @@ def remaining_ids(num_candidates: int, done: list[int]):
     return np.setdiff1d(all_ids, np.asarray(done, dtype=np.int64), assume_unique=True)
 
 
-def dedup_hashes(files: list[Path]) -> Iterator[list[str]]:
+def dedup_hashes(files: list[Folder]) -> Iterator[list[str]]:
     """Per shard, the question hashes of rows that passed dedup (the run's seen set before a stop)."""
-    import pyarrow.parquet as pq
-
-    for path in files:
-        t = pq.read_table(path, columns=["question_hash", REJECT_STAGE]).to_pydict()
+    for path in map(as_folder, files):
+        t = path.read_parquet(columns=["question_hash", REJECT_STAGE]).to_pydict()
         yield [h for h, s in zip(t["question_hash"], t[REJECT_STAGE]) if h is not None and s not in BEFORE_SEEN]
 
 
-def near_dup_rows(files: list[Path]) -> Iterator[tuple[list[int], list[str]]]:
+def near_dup_rows(files: list[Folder]) -> Iterator[tuple[list[int], list[str]]]:
     """Per shard, (ids, questions) of rows that passed near-dup (the run's LSH index before a stop)."""
-    import pyarrow.parquet as pq
-
-    for path in files:
-        t = pq.read_table(path, columns=["id", "question", REJECT_STAGE]).to_pydict()
+    for path in map(as_folder, files):
+        t = path.read_parquet(columns=["id", "question", REJECT_STAGE]).to_pydict()
         rows = [(i, q) for i, q, s in zip(t["id"], t["question"], t[REJECT_STAGE]) if q and s not in BEFORE_NEAR_INDEX]
         if rows:
             yield [i for i, _ in rows], [q for _, q in rows]

@@ -5,11 +5,14 @@ AWS_PROFILE, AWS_ENDPOINT_URL, …); a URI carrying them is refused, so they nev
 config hash.
 
   Folder(uri)                  a folder; `folder / "name"` a child; `.uri` what to print and store
-  .write_text / .read_text / .write_bytes / .exists / .is_file / .files() / .move_to(other)
+  .write_text / .read_text / .write_bytes / .append_text / .exists / .is_file / .is_dir / .files() / .move_to
   .write_parquet(table, still_mine)   the whole file or nothing (local: temp + fsync + rename; object stores: one PUT)
+  .read_parquet(columns) / .dataset()  pyarrow reads through the folder's filesystem (hive partitions)
+  os.fspath(folder)            the local path (a folder on object storage has none: TypeError naming the URI)
 
-Status: issue 10 §4, first step. The run folder code (run_dir, shards, report, card) still uses pathlib; it moves
-onto `Folder` next (docs/status.md). Test: tests/pipeline/test_storage.py (local and a loopback S3 server).
+The run folder (run_dir, shards, report, calibration, cost, card, plots) is read and written only through it.
+Test: tests/pipeline/test_storage.py (local and a loopback S3 server), tests/pipeline/test_object_storage.py (a
+run written to that server, read back and resumed).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from scalequest.errors import ConfigError
 
 def is_uri(location: str) -> bool:
     return "://" in str(location) and not str(location).startswith("file://")
+
+
+def as_folder(location: Folder | Path | str) -> Folder:
+    """`location` as a Folder (a Folder stays itself, keeping its filesystem)."""
+    return location if isinstance(location, Folder) else Folder(location)
 
 
 class Folder:
@@ -56,6 +64,18 @@ class Folder:
     def __str__(self) -> str:
         return self.uri
 
+    def __fspath__(self) -> str:
+        if not self.local:
+            raise TypeError(f"{self.uri} is on object storage and has no local path — read it through "
+                            "scalequest.pipeline.storage.Folder or pyarrow (filesystem=folder.fs)")
+        return self.path
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Folder) and other.uri == self.uri
+
+    def __hash__(self) -> int:
+        return hash(self.uri)
+
     @property
     def name(self) -> str:
         return self.path.rstrip("/").rsplit("/", 1)[-1]
@@ -73,6 +93,12 @@ class Folder:
 
         return self._info().type == pafs.FileType.File
 
+    def is_dir(self) -> bool:
+        """A folder on disk, or a prefix with objects under it on an object store."""
+        import pyarrow.fs as pafs
+
+        return self._info().type == pafs.FileType.Directory
+
     def make(self) -> Folder:
         """Create the folder (and parents) where the filesystem has folders; object stores need none."""
         self.fs.create_dir(self.path, recursive=True)
@@ -86,6 +112,16 @@ class Folder:
 
     def write_text(self, text: str) -> None:
         self.write_bytes(text.encode())
+
+    def append_text(self, text: str) -> None:
+        """Add `text` at the end of this file (created when missing). Object stores cannot append: the file is read
+        and written again whole, so keep such files small and their writer single (the driver)."""
+        if self.local:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(text)
+            return
+        self.write_text((self.read_text() if self.is_file() else "") + text)
 
     def read_bytes(self) -> bytes:
         with self.fs.open_input_stream(self.path) as f:
@@ -102,6 +138,18 @@ class Folder:
         base = self.path.rstrip("/")
         return [self / info.path[len(base) + 1:] for info in sorted(infos, key=lambda i: i.path)
                 if info.type == pafs.FileType.File]
+
+    def read_parquet(self, columns: list[str] | None = None):
+        """This Parquet file as a pyarrow Table (only `columns` when given)."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.path, columns=columns, filesystem=self.fs)
+
+    def dataset(self):
+        """The Parquet files under this folder as a pyarrow dataset, hive partitions (status=kept/…) as columns."""
+        import pyarrow.dataset as pads
+
+        return pads.dataset(self.path, format="parquet", partitioning="hive", filesystem=self.fs)
 
     def relative_to(self, other: Folder) -> str:
         return self.path[len(other.path.rstrip("/")) + 1:]

@@ -22,8 +22,14 @@ def to_py(value: Any) -> Any:
 
 
 def column(batch: dict, name: str) -> list:
-    """Column `name` of `batch` as a Python list (Ray passes numpy arrays, tests pass lists)."""
-    return to_py(batch[name])
+    """Column `name` of `batch` as a Python list (Ray passes numpy arrays, tests pass lists). A float array that is
+    all NaN comes back as Nones: that is how Ray hands over a block's all-null column (Arrow type null → numpy
+    NaN), whatever its type in other blocks; passed on as NaN it would become a double column that no longer
+    concatenates with a string one (question_hash of a block that no question of reached dedup)."""
+    value = batch[name]
+    if getattr(value, "dtype", None) is not None and value.dtype.kind == "f" and value.size and (value != value).all():
+        return [None] * len(value)
+    return to_py(value)
 
 
 def require(stage: str, batch: dict, needed: Iterable[str]) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scalequest.engines.base import Sampling
 from scalequest.errors import ConfigError
-from scalequest.mathcheck import answers_match, extract_boxed, gsm8k_gold
+from scalequest.evaluation.items import gold_answer
 from scalequest.train.data import first_seen, read_records
 
 log = logging.getLogger(__name__)
@@ -46,22 +46,22 @@ def math_level_labels(rows: list[dict]) -> tuple[list[dict], int]:
 def fail_rate_labels(questions, golds, engine, formatter, k: int, sampling: Sampling,
                      instruction: str = DEFAULT_INSTRUCTION, seeds=None) -> list[float | None]:
     """Per question, 1 − (answers among k samples equivalent to the gold answer) / k; None where there is no gold.
+    Sampled and graded by the evaluation's machinery (`evaluation.solve`, `evaluation.metrics.grade`): a sample
+    without a \\boxed{} answer, or whose generation failed, counts as wrong."""
+    from scalequest.evaluation.metrics import grade
+    from scalequest.evaluation.solve import solve
 
-    A sample without a \\boxed{} answer, or whose generation failed, counts as wrong.
-    """
     questions, golds = list(questions), list(golds)
     rates: list[float | None] = [None] * len(questions)
     rows = [i for i, g in enumerate(golds) if isinstance(g, str) and g.strip()]
-    params = Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.stop, k)
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start: start + _CHUNK]
-        prompts = [formatter.user_prompt(f"{questions[i].strip()}\n{instruction}") for i in chunk]
-        outs = engine.generate(prompts, params, None if seeds is None else [seeds[i] for i in chunk])
-        for i, gens in zip(chunk, outs):
-            correct = sum(g.finish_reason != "error" and answers_match(extract_boxed(g.text) or "", golds[i])
-                          for g in gens)
-            rates[i] = 1.0 - correct / k
-        log.info("fail-rate labels: %d/%d questions", min(start + _CHUNK, len(rows)), len(rows))
+
+    def progress(done, total):
+        log.info("fail-rate labels: %d/%d questions", done, total)
+
+    texts = solve([questions[i] for i in rows], engine, formatter, k, sampling, instruction,
+                  None if seeds is None else [seeds[i] for i in rows], _CHUNK, progress)
+    for i, answers in zip(rows, texts):
+        rates[i] = 1.0 - sum(grade(answers, golds[i])) / k
     return rates
 
 
@@ -94,14 +94,7 @@ def _problem(rec, source: str) -> dict | None:
     text = rec.get("problem", rec.get("question"))
     if not isinstance(text, str) or not text.strip():
         return None
-    answer = rec.get("answer")
-    if isinstance(answer, str) and "####" in answer:
-        gold = gsm8k_gold(answer)
-    elif isinstance(answer, str | int | float) and not isinstance(answer, bool):
-        gold = str(answer)
-    else:
-        gold = extract_boxed(rec.get("solution") or "")
-    return {"question": text.strip(), "gold": gold, "level": rec.get("level"), "source": source}
+    return {"question": text.strip(), "gold": gold_answer(rec), "level": rec.get("level"), "source": source}
 
 
 def load_labelled(cfg) -> tuple[list[dict], dict]:

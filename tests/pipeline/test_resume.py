@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import string
 import subprocess
 import sys
 import time
@@ -28,20 +27,14 @@ from scalequest.pipeline.run import run_synthesis
 from scalequest.pipeline.run_dir import new_run_dir
 
 N = 96
-STOPS = list(string.ascii_letters) + ["\ufffd"]  # a random model only ends a "question" on these
 
 
-def run_overrides(tiny_llm, tiny_scorer_model, out: Path) -> list[str]:
-    return [*tiny_llm, f"num_candidates={N}", f"output.dir={out}", "seed=5", "generators.0.hint=\"\"",
-            f"generators.0.sampling.stop={json.dumps(STOPS)}", "generators.0.sampling.max_tokens=16",
-            "language.enabled=false", "question_type.enabled=false", "solvability.enabled=false", "responses.n=2",
-            "responses.sampling.max_tokens=96", "responses.force_answer=false", "ray.num_cpus=8",
-            # one block at a time through a solver that decodes 4 sequences at a time: on a quiet machine the
-            # shards still take ~10 s to appear, so the kill lands while they are being written
-            "generate.batch_size=8", "responses.batch_size=8", "responses.concurrency=1",
-            "responses.calls_per_actor=1", "models.smollm2.max_num_seqs=4",
-            f"difficulty.model_path={tiny_scorer_model}",
-            "difficulty.drop_easiest_share=0.5", "output.progress_every_s=1"]
+def run_overrides(random_model_run, out: Path) -> list[str]:
+    # one block at a time through a solver that decodes 4 sequences at a time: on a quiet machine the shards
+    # still take ~10 s to appear, so the kill lands while they are being written
+    return [*random_model_run(out, N, seed=5, response_tokens=96),
+            "responses.concurrency=1", "responses.calls_per_actor=1", "models.smollm2.max_num_seqs=4",
+            "output.progress_every_s=1"]
 
 
 def synthesize(*args: str, log: Path) -> subprocess.Popen:
@@ -69,9 +62,9 @@ def digest(path: Path) -> str:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_run_killed_with_sigkill_resumes_to_every_id_exactly_once(tiny_llm, tiny_scorer_model, tmp_path):
+def test_run_killed_with_sigkill_resumes_to_every_id_exactly_once(random_model_run, tmp_path):
     out = tmp_path / "runs"
-    first = synthesize("--config", "tiny", *run_overrides(tiny_llm, tiny_scorer_model, out), log=tmp_path / "1.log")
+    first = synthesize("--config", "tiny", *run_overrides(random_model_run, out), log=tmp_path / "1.log")
     orphans = []
     try:
         deadline = time.time() + 600
@@ -138,10 +131,10 @@ def test_resume_of_a_folder_that_is_no_run_names_the_way_out(tiny_llm, tmp_path)
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ctrl_c_stops_cleanly_prints_the_resume_command_and_leaves_nothing(tiny_llm, tiny_scorer_model, tmp_path,
+def test_ctrl_c_stops_cleanly_prints_the_resume_command_and_leaves_nothing(random_model_run, tmp_path,
                                                                            no_shm_left):
     out = tmp_path / "runs"
-    run = synthesize("--config", "tiny", *run_overrides(tiny_llm, tiny_scorer_model, out), log=tmp_path / "1.log")
+    run = synthesize("--config", "tiny", *run_overrides(random_model_run, out), log=tmp_path / "1.log")
     no_shm_left.watch(run.pid)
     try:
         deadline = time.time() + 600

@@ -7,6 +7,7 @@ garbage, so rows end as rejects with reasons: the plumbing, accounting and outpu
 
 import json
 import string
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -53,7 +54,7 @@ def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_sco
         f"difficulty.model_path={tiny_scorer_model}", "difficulty.drop_easiest_share=0.5",
     ])
     no_shm_left.watch(ray_only=True)
-    run_dir = run_synthesis(cfg)
+    run_dir = Path(run_synthesis(cfg))  # a local run folder
     no_shm_left()
 
     table = _read_all(run_dir)
@@ -125,7 +126,6 @@ def test_run_on_a_ray_too_small_for_the_pipeline_fails_fast_and_names_the_fix(ti
 @pytest.mark.ray
 @pytest.mark.slow
 def test_tiny_config_produces_kept_pairs(tmp_path, shared_data):
-    from pathlib import Path
 
     from scalequest.engines.prepare import prepare_model
     from scalequest.stages.language import prose_words
@@ -134,7 +134,7 @@ def test_tiny_config_produces_kept_pairs(tmp_path, shared_data):
     model = prepare_model("smollm2", models_dir)
     n = 48  # tiny.yaml keeps a pair only when half its responses agree: ~1 in 8 candidates
     cfg = load_config("tiny", [f"models.smollm2.path={model}", f"num_candidates={n}", f"output.dir={tmp_path}"])
-    run_dir = run_synthesis(cfg)
+    run_dir = Path(run_synthesis(cfg))  # a local run folder
 
     report = json.loads((run_dir / "summary.json").read_text())
     _check_funnel(report, n)
@@ -160,7 +160,6 @@ def test_tiny_config_produces_kept_pairs(tmp_path, shared_data):
 
 
 def test_the_pipeline_never_materializes_or_pulls_the_candidate_set_into_the_driver():
-    from pathlib import Path
 
     import scalequest
 

@@ -10,29 +10,6 @@ import pytest
 from scalequest.errors import ConfigError
 from scalequest.pipeline.storage import Folder
 
-SECRET = "not-a-real-secret-123"
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    """A loopback S3 (moto in server mode) with bucket `runs`; yields the endpoint URL."""
-    import pyarrow.fs as pafs
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": SECRET,
-                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": url}.items():
-            mp.setenv(key, value)
-        pafs.S3FileSystem(endpoint_override=url, allow_bucket_creation=True).create_dir("runs")
-        try:
-            yield url
-        finally:
-            server.stop()
-
 
 @pytest.fixture(params=["local", "s3"])
 def folder(request, tmp_path) -> Folder:
@@ -69,8 +46,9 @@ def test_parquet_is_written_whole_or_not_at_all_and_reads_back_with_pyarrow(fold
 
 
 def test_credentials_in_a_uri_are_refused_without_echoing_them(s3_server):
+    _, secret, _ = s3_server
     with pytest.raises(ConfigError) as err:
-        Folder(f"s3://AKIAEXAMPLE:{SECRET}@runs/x")
-    assert SECRET not in str(err.value) and "AWS_ACCESS_KEY_ID" in str(err.value)
+        Folder(f"s3://AKIAEXAMPLE:{secret}@runs/x")
+    assert secret not in str(err.value) and "AWS_ACCESS_KEY_ID" in str(err.value)
     ok = Folder("s3://runs/y")
-    assert SECRET not in ok.uri and SECRET not in repr(ok)
+    assert secret not in ok.uri and secret not in repr(ok)

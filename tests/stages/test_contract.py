@@ -89,3 +89,21 @@ def test_stage_pickles(stages, name):
 def test_stage_rejects_ragged_columns():
     with pytest.raises(StageInputError, match="different lengths"):
         DropDuplicates()({"question": ["a", "b"], "reject_reason": [None]})
+
+
+def test_an_all_null_column_from_ray_stays_null_through_a_stage():
+    """Ray hands an all-null Arrow column to a numpy batch as NaN floats; a stage must pass it on as nulls, or the
+    block (question_hash: double) no longer concatenates with one where the column holds strings."""
+    import pyarrow as pa
+    from ray.data.block import BlockAccessor
+
+    from scalequest.stages.base import column
+
+    untouched = pa.table({"id": [1, 2], "question_hash": pa.array([None, None]), "difficulty": [0.5, None]})
+    batch = BlockAccessor.for_block(untouched).to_batch_format("numpy")
+    assert batch["question_hash"].dtype.kind == "f"  # what Ray does with a null column
+    out = BlockAccessor.batch_to_block({k: column(batch, k) for k in batch})
+    assert column(batch, "difficulty")[0] == 0.5
+    merged = pa.concat_tables([out, pa.table({"id": [3], "question_hash": ["h3"], "difficulty": [0.9]})],
+                              promote_options="default")
+    assert merged.column("question_hash").to_pylist() == [None, None, "h3"]
