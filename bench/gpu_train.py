@@ -1,7 +1,7 @@
 """GPU check of the training path and raw model throughput, for a lent GPU machine without Ray or vLLM.
 
 What runs (each variant in a fresh process, on one GPU, the project's own training code called in-process):
-  qft:plain   `scalequest.train.qft.qft_loop` with train.ray.use_gpu=true, no DeepSpeed (bf16 autocast)
+  qft:plain   `scalequest.train.qft.sft_loop` with train.ray.use_gpu=true, no DeepSpeed (bf16 autocast)
   qft:zero2   the same with DeepSpeed ZeRO-2 (scalequest/train/deepspeed/zero2.json)
   qft:zero3   the same with DeepSpeed ZeRO-3 (zero3.json; the export gathers the shards)
   dpo         `scalequest.train.qpo.dpo_loop` outside Ray Train (the QPO step) on pairs made from the data
@@ -83,7 +83,7 @@ def export_check(folder: Path, base: Path) -> dict:
 
 def run_qft(variant: str, args, scratch: Path, base: Path) -> dict:
     from scalequest.config import load_config
-    from scalequest.train.qft import build_qft_job, qft_loop
+    from scalequest.train.qft import build_qft_job, sft_loop
 
     data = "[" + ", ".join(str(Path(d).resolve()) for d in args.data) + "]"
     out = scratch / f"qft-{variant}"
@@ -96,7 +96,7 @@ def run_qft(variant: str, args, scratch: Path, base: Path) -> dict:
     ])
     loop_config, _, _ = build_qft_job(cfg)
     t0 = time.perf_counter()
-    qft_loop({**loop_config, "stats_path": str(out / "stats"), "work_dir": str(out / "work")})
+    sft_loop({**loop_config, "stats_path": str(out / "stats"), "work_dir": str(out / "work")})
     record = json.loads((out / "stats" / "rank0.json").read_text())
     return record | {"wall_s": time.perf_counter() - t0, "export": export_check(out / "model", base)}
 

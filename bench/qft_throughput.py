@@ -63,7 +63,7 @@ def run_variant(variant: str, model: Path, args, scratch: Path) -> list[dict]:
     """One QFT job; returns each worker's stats record."""
     from scalequest.config import load_config
     from scalequest.train.launcher import run_training
-    from scalequest.train.qft import build_qft_job, qft_loop
+    from scalequest.train.qft import build_qft_job, sft_loop
 
     batch = args.per_device_batch * args.workers
     data = "[" + ", ".join(args.data) + "]"
@@ -78,7 +78,7 @@ def run_variant(variant: str, model: Path, args, scratch: Path) -> list[dict]:
     loop_config, ray_cfg, _ = build_qft_job(cfg)
     stats = scratch / variant / "stats"
     t0 = time.perf_counter()
-    run_training(qft_loop, {**loop_config, "stats_path": str(stats)}, ray_cfg, f"bench-{variant}")
+    run_training(sft_loop, {**loop_config, "stats_path": str(stats)}, ray_cfg, f"bench-{variant}")
     wall = time.perf_counter() - t0
     records = [json.loads(p.read_text()) for p in sorted(stats.glob("rank*.json"))]
     for r in records:

@@ -148,6 +148,19 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_train_sft(args) -> int:
+    from scalequest.config import load_config
+    from scalequest.train.sft import run_sft
+
+    # `--data A B key=value`: argparse gives the overrides to --data; a key=value that is no folder is an override
+    overrides = [d for d in args.data if "=" in d and "://" not in d and not Path(d).exists()]
+    data = [d for d in args.data if d not in overrides]
+    cfg = load_config(args.config, [*args.overrides, *overrides])
+    out = run_sft(cfg, data)
+    print(f"fine-tuned solver: {out}  (evaluate it: scalequest eval --config {args.config} --model {out})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scalequest", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -219,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--in-process", action="store_true", help=in_process)
     p.set_defaults(func=cmd_train_difficulty)
+
+    p = train_sub.add_parser("sft", help="fine-tune a solver on synthesized pairs (train.sft)")
+    _config_args(p)
+    p.add_argument("--data", nargs="+", default=[], metavar="RUN_DIR",
+                   help="synthesis run folders whose kept pairs to train on (added to train.sft.data)")
+    p.set_defaults(func=cmd_train_sft)
 
     models = sub.add_parser("models", help="model folders").add_subparsers(dest="models_command", required=True)
     p = models.add_parser("prepare", help="fetch and convert a model into a Hugging Face folder (idempotent)")

@@ -413,27 +413,52 @@ class RayTrainConfig(Strict):
         "lost node); each restart resumes from the latest checkpoint. -1 = no limit.")
 
 
-class QFTConfig(Strict):
-    base_model: str = Field(json_schema_extra=READ, description="The problem-solving model to turn into a question "
-                            "generator (folder or id).")
-    template: Literal["auto", "qwen2", "deepseek", "custom"] = Field("auto", description="Pre-query prefix family.")
-    prefix: str | None = Field(None, description="The prefix when template is 'custom'.")
-    data: list[str] = Field(json_schema_extra=READ, default_factory=lambda: list(DEFAULT_QUESTION_DATA),
-                            description="Question sources (JSONL/Parquet paths or HF dataset ids); train splits only.")
-    max_questions: int | None = Field(None, ge=1, description="Use at most this many questions (after dedup).")
-    epochs: float = Field(1.0, gt=0, description="Training epochs (paper: 1).")
+class CausalLMTraining(Strict):
+    """What every prompt/completion fine-tune (QFT, solver SFT) shares: the base model, the TRL SFT
+    hyperparameters and the export folder."""
+
+    base_model: str = Field(json_schema_extra=READ, description="The model to fine-tune (folder or hub id).")
+    epochs: float = Field(1.0, gt=0, description="Training epochs (QFT paper: 1).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (tiny runs).")
-    learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate (paper: 2e-5).")
-    lr_scheduler: str = Field("cosine", description="LR schedule (paper: cosine).")
-    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Warm-up share of steps (paper: 3%).")
-    max_length: int = Field(256, ge=16, description="Token limit per example (paper: 256).")
-    effective_batch: int = Field(32, ge=1, description="Examples per optimizer step over all workers (paper: 32).")
+    learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate (QFT paper: 2e-5).")
+    lr_scheduler: str = Field("cosine", description="LR schedule (QFT paper: cosine).")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Warm-up share of steps (QFT paper: 3%).")
+    max_length: int = Field(256, ge=16, description="Token limit per example (QFT paper: 256).")
+    effective_batch: int = Field(32, ge=1, description="Examples per optimizer step over all workers (QFT paper: 32).")
     per_device_batch: int = Field(4, ge=1, description="Examples per worker per forward pass.")
     packing: bool = Field(False, description="Pack several examples per sequence.")
     save_steps: int = Field(200, ge=1, description="Checkpoint into the Ray Train storage path every N optimizer "
                             "steps (and at the end).")
     output_dir: str = Field("models/qft", json_schema_extra=WRITE,
-                            description="Where the trained generator is exported (HF folder).")
+                            description="Where the trained model is exported (HF folder).")
+
+    def hparams(self) -> dict:
+        """The shared fields only (what the training loop reads), JSON-ready."""
+        return {k: v for k, v in self.model_dump().items() if k in CausalLMTraining.model_fields}
+
+
+class QFTConfig(CausalLMTraining):
+    template: Literal["auto", "qwen2", "deepseek", "custom"] = Field("auto", description="Pre-query prefix family.")
+    prefix: str | None = Field(None, description="The prefix when template is 'custom'.")
+    data: list[str] = Field(json_schema_extra=READ, default_factory=lambda: list(DEFAULT_QUESTION_DATA),
+                            description="Question sources (JSONL/Parquet paths or HF dataset ids); train splits only.")
+    max_questions: int | None = Field(None, ge=1, description="Use at most this many questions (after dedup).")
+
+
+class SFTTrainConfig(CausalLMTraining):
+    """Solver SFT on synthesized pairs (`scalequest train sft --data RUN_DIR …`)."""
+
+    data: list[str] = Field(default_factory=list, json_schema_extra=READ,
+                            description="Run folders whose kept pairs to train on (--data adds more).")
+    extra_data: list[str] = Field(default_factory=list, json_schema_extra=READ,
+                                  description="Other JSONL/Parquet files of question + response pairs to mix in "
+                                  "(fields question/problem/query and response/solution/output).")
+    max_pairs: int | None = Field(None, ge=1, description="Use at most this many pairs (a seeded random subset).")
+    instruction: str | None = Field(None, description="Appended to each question in the user turn (default: "
+                                    "responses.instruction, as the pipeline's solver and `scalequest eval` ask).")
+    max_length: int = Field(1024, ge=16, description="Token limit per question + response.")
+    output_dir: str = Field("models/sft", json_schema_extra=WRITE,
+                            description="Where the fine-tuned solver is exported (HF folder).")
 
 
 class OptimizerLLMConfig(Strict):
@@ -561,6 +586,10 @@ class EvalConfig(Strict):
     instruction: str | None = Field(None, description="Appended to each question in the user turn (default: "
                                     "responses.instruction, the solver's step-by-step + \\boxed{} prompt).")
     samples: int = Field(1, ge=1, le=64, description="Answers per question (k): pass@k and majority@k over them.")
+    force_answer: bool = Field(
+        False, description="Continue an answer without \\boxed{} with 'The final answer is $\\boxed{' and grade what "
+        "the model writes there (as responses.force_answer; for small solvers that ignore the instruction). The "
+        "report says so.")
     sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(temperature=0.0, max_tokens=1024),
         description="Answer sampling (greedy by default; samples > 1 needs temperature > 0).")
@@ -585,6 +614,7 @@ class TrainConfig(Strict):
     qft: QFTConfig | None = Field(None, description="Question fine-tuning.")
     qpo: QPOConfig | None = Field(None, description="Question preference optimization.")
     difficulty: DifficultyTrainConfig | None = Field(None, description="Difficulty scorer training.")
+    sft: SFTTrainConfig | None = Field(None, description="Solver fine-tuning on synthesized pairs.")
 
 
 # ---- serving (Ray Serve HTTP API): `scalequest serve --config …` or `serve deploy` ----

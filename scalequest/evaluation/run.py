@@ -87,7 +87,8 @@ def run_eval(cfg, model: str, benchmarks: list[str] | None = None, engines=None)
 
             seeds = [row_seed(cfg.seed, r["index"], f"eval:{b.name}") for r in rows]
             texts = solve([r["question"] for r in rows], engine, formatter, e.samples,
-                          Sampling.from_config(e.sampling), instruction, seeds, e.batch_size, progress)
+                          Sampling.from_config(e.sampling), instruction, seeds, e.batch_size, progress,
+                          e.force_answer)
             for r, answers in zip(rows, texts):
                 r.update(answers=answers, extracted=[extract_boxed(t) for t in answers],
                          correct=grade(answers, r["gold"]))
@@ -121,8 +122,10 @@ def render(results: dict) -> str:
     """Markdown tables: one row per benchmark, then per MATH level and subject where the items have them."""
     m = results["model"]
     lines = [f"# Evaluation of {m['as_given']}", "", f"samples per question: {results['eval']['samples']}, "
-             f"sampling {json.dumps(results['eval']['sampling'])}; 95% intervals (1.96 standard errors over "
-             "questions)", ""]
+             f"sampling {json.dumps(results['eval']['sampling'])}"
+             + ("; answers without \\boxed{} were continued with the answer cue (eval.force_answer)"
+                if results["eval"]["force_answer"] else "")
+             + "; 95% intervals (1.96 standard errors over questions)", ""]
     metrics = [k for k in next(iter(results["benchmarks"].values())) if "@" in k]
     lines += ["| benchmark | questions | " + " | ".join(metrics) + " | no \\boxed{} |",
               "|---|---:|" + "---|" * len(metrics) + "---:|"]

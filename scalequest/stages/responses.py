@@ -52,12 +52,28 @@ class GenerateResponses:
 
     def _force(self, questions, texts: dict) -> dict:
         """Continue answer-less responses with the answer cue (in place); returns extra tokens per question row."""
-        todo = [key for key, text in texts.items() if extract_boxed(text) is None]
+        keys = list(texts)
+        prompts = [self.prompt(questions[i]) for i, _ in keys]
+        forced, counts = force_answers(self.engine, prompts, [texts[k] for k in keys])
         extra: dict[int, int] = {}
-        if not todo:
-            return extra
-        cues = [self.prompt(questions[i]) + texts[(i, k)].rstrip() + ANSWER_CUE for i, k in todo]
-        for (i, k), cont in zip(todo, self.engine.generate(cues, _ANSWER_SAMPLING)):
-            texts[(i, k)] = texts[(i, k)].rstrip() + ANSWER_CUE + cont[0].text + "$"
-            extra[i] = extra.get(i, 0) + cont[0].num_tokens
+        for (i, k), text, count in zip(keys, forced, counts):
+            texts[(i, k)] = text
+            if count:
+                extra[i] = extra.get(i, 0) + count
         return extra
+
+
+def force_answers(engine, prompts: list[str], texts: list[str]) -> tuple[list[str], list[int]]:
+    """Answer forcing (for small solvers that ignore the \\boxed{} instruction): each text without a box is continued
+    after its prompt with 'The final answer is $\\boxed{' and keeps what the model writes there (greedy, 24 tokens).
+    Returns the texts (boxed ones unchanged) and the extra tokens per text. The pipeline's responses stage and
+    `scalequest eval` (eval.force_answer) use it."""
+    todo = [j for j, text in enumerate(texts) if extract_boxed(text) is None]
+    texts, extra = list(texts), [0] * len(texts)
+    if not todo:
+        return texts, extra
+    cues = [prompts[j] + texts[j].rstrip() + ANSWER_CUE for j in todo]
+    for j, cont in zip(todo, engine.generate(cues, _ANSWER_SAMPLING)):
+        texts[j] = texts[j].rstrip() + ANSWER_CUE + cont[0].text + "$"
+        extra[j] = cont[0].num_tokens
+    return texts, extra

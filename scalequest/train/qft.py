@@ -19,7 +19,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scalequest.config import QFTConfig, SynthesisConfig
+from scalequest.config import CausalLMTraining, SynthesisConfig
 from scalequest.errors import ConfigError
 from scalequest.train.launcher import (
     ensure_ray,
@@ -54,11 +54,11 @@ def qft_prompt(template: str, custom_prefix: str | None, tokenizer) -> tuple[str
     return prefix, eos
 
 
-def grad_accum_steps(q: QFTConfig, num_workers: int) -> int:
+def grad_accum_steps(q: CausalLMTraining, num_workers: int, key: str = "train.qft") -> int:
     """Gradient accumulation so that per_device_batch × workers × accumulation = effective_batch."""
     per_step = q.per_device_batch * num_workers
     if q.effective_batch % per_step:
-        raise ConfigError(f"train.qft.effective_batch: {q.effective_batch} is not a multiple of per_device_batch × "
+        raise ConfigError(f"{key}.effective_batch: {q.effective_batch} is not a multiple of per_device_batch × "
                           f"num_workers = {q.per_device_batch} × {num_workers} = {per_step} — change one of them")
     return q.effective_batch // per_step
 
@@ -67,7 +67,7 @@ def sft_args(config: dict, ray_cfg, tokenizer):
     """The `SFTConfig` for one worker (call after `prepare_worker`, before loading the model: ZeRO-3 needs that)."""
     from trl import SFTConfig
 
-    q = QFTConfig.model_validate(config["qft"])
+    q = CausalLMTraining.model_validate(config["hparams"])
     eos = config["eos"]
     in_ray = in_ray_train()
     return SFTConfig(
@@ -94,11 +94,13 @@ def sft_args(config: dict, ray_cfg, tokenizer):
     )
 
 
-def qft_loop(config: dict) -> None:
-    """The per-worker QFT function (Ray Train worker, or a plain process for tests and debugging).
+def sft_loop(config: dict) -> None:
+    """The per-worker prompt/completion fine-tune, for QFT and solver SFT (Ray Train worker, or a plain process for
+    tests and debugging): TRL's SFTTrainer with the loss on the completions only.
 
-    `config`: qft (QFTConfig dict), ray (RayTrainConfig dict), base_model, output_dir, rows, eos, grad_accum, seed;
-    optional work_dir (trainer scratch; default a temp dir) and stats_path (per-rank throughput JSON, for bench/).
+    `config`: hparams (`CausalLMTraining.hparams()`), ray (RayTrainConfig dict), base_model, output_dir, rows
+    ({prompt, completion}), eos, grad_accum, seed; optional work_dir (trainer scratch; default a temp dir) and
+    stats_path (per-rank throughput JSON, for bench/).
     """
     import torch
     from datasets import Dataset
@@ -107,7 +109,7 @@ def qft_loop(config: dict) -> None:
     from trl import SFTTrainer
 
     ray_cfg = prepare_worker(config["ray"])
-    scratch = None if config.get("work_dir") else tempfile.mkdtemp(prefix="scalequest-qft-")
+    scratch = None if config.get("work_dir") else tempfile.mkdtemp(prefix="scalequest-sft-")
     config = {**config, "work_dir": config.get("work_dir") or scratch}
     tokenizer = AutoTokenizer.from_pretrained(config["base_model"])
     args = sft_args(config, ray_cfg, tokenizer)
@@ -160,7 +162,7 @@ def build_qft_job(cfg: SynthesisConfig, name: str | None = None) -> tuple[dict, 
     output_dir = str(Path(q.output_dir).expanduser().resolve())  # workers run in other folders
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     loop_config = {
-        "qft": q.model_dump(), "ray": ray_cfg.model_dump(), "base_model": base, "output_dir": output_dir,
+        "hparams": q.hparams(), "ray": ray_cfg.model_dump(), "base_model": base, "output_dir": output_dir,
         "rows": qft_rows(questions, prefix, eos), "eos": eos, "grad_accum": grad_accum, "seed": cfg.seed,
     }
     return loop_config, ray_cfg, name or f"{cfg.name}-qft-{stamp}"
@@ -173,7 +175,7 @@ def run_qft(cfg: SynthesisConfig) -> Path:
     loop_config, ray_cfg, name = build_qft_job(cfg)
     started = ensure_ray(ray_cfg, cfg.ray.address, cfg.ray.env_vars)
     try:
-        result = run_training(qft_loop, loop_config, ray_cfg, name)
+        result = run_training(sft_loop, loop_config, ray_cfg, name)
     finally:
         if started:
             ray.shutdown()

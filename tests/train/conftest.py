@@ -68,20 +68,20 @@ def smollm2_tiny(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained_qft(tmp_path_factory, tiny_model):
-    """`qft_loop` run once in this process (no Ray) on the tiny random model: 3 optimizer steps of 2 questions.
+    """`sft_loop` run once in this process (no Ray) on the tiny random model: 3 optimizer steps of 2 questions.
 
     Returns (loop config, log messages of the run).
     """
     from transformers import AutoTokenizer
 
     from scalequest.config import QFTConfig, RayTrainConfig
-    from scalequest.train.qft import qft_loop, qft_prompt, qft_rows
+    from scalequest.train.qft import qft_prompt, qft_rows, sft_loop
 
     tmp = tmp_path_factory.mktemp("qft")
     prefix, eos = qft_prompt("auto", None, AutoTokenizer.from_pretrained(tiny_model))
     q = QFTConfig(base_model=str(tiny_model), max_steps=3, per_device_batch=2, effective_batch=2,
                   learning_rate=1e-3, output_dir=str(tmp / "out"))
-    config = {"qft": q.model_dump(), "ray": RayTrainConfig(num_workers=1).model_dump(), "base_model": str(tiny_model),
+    config = {"hparams": q.hparams(), "ray": RayTrainConfig(num_workers=1).model_dump(), "base_model": str(tiny_model),
               "output_dir": str(tmp / "out"), "rows": qft_rows(QUESTIONS * 2, prefix, eos), "eos": eos,
               "grad_accum": 1, "seed": 0, "work_dir": str(tmp / "work"), "stats_path": str(tmp / "stats")}
     records = _Collect()
@@ -90,7 +90,7 @@ def trained_qft(tmp_path_factory, tiny_model):
     logger.addHandler(records)
     logger.setLevel(logging.INFO)
     try:
-        qft_loop(config)
+        sft_loop(config)
     finally:
         logger.removeHandler(records)
         logger.setLevel(old_level)
@@ -104,3 +104,26 @@ class _Collect(logging.Handler):
 
     def emit(self, record):
         self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def synth_run(tmp_path) -> Path:
+    """A synthesis run folder as the pipeline writes it (WriteShards): ids 0..5, ids 1 and 4 rejected."""
+    import pyarrow as pa
+
+    from scalequest.pipeline.shards import WriteShards
+    from scalequest.schema import output_schema
+
+    ids, rejected = [3, 0, 1, 2, 5, 4], {1, 4}
+    schema = output_schema()
+    cols = {name: [None] * len(ids) for name in schema.names}
+    cols.update(id=ids, generator=["g"] * len(ids), seed=ids,
+                question=[f"What is {i} + {i}?" for i in ids],
+                response=[f"{i} + {i} = {2 * i}. The answer is $\\boxed{{{2 * i}}}$." for i in ids],
+                status=["rejected" if i in rejected else "kept" for i in ids],
+                reject_stage=["select" if i in rejected else None for i in ids],
+                reject_reason=["low agreement" if i in rejected else None for i in ids])
+    run = tmp_path / "runs" / "tiny-20261201-000000"
+    WriteShards(run)(pa.Table.from_pydict(cols, schema=schema))
+    return run
+

@@ -47,7 +47,7 @@ def _prepared_rows(model_dir, questions, tmp_path):
     tok = AutoTokenizer.from_pretrained(model_dir)
     prefix, eos = qft_prompt("auto", None, tok)
     q = QFTConfig(base_model=str(model_dir), per_device_batch=2, effective_batch=2)
-    config = {"qft": q.model_dump(), "eos": eos, "grad_accum": 1, "work_dir": str(tmp_path / "work")}
+    config = {"hparams": q.hparams(), "eos": eos, "grad_accum": 1, "work_dir": str(tmp_path / "work")}
     args = sft_args(config, RayTrainConfig(num_workers=1), tok)
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args, processing_class=tok,
                          train_dataset=Dataset.from_list(qft_rows(questions, prefix, eos)))

@@ -53,6 +53,31 @@ def test_qft_on_ray_train_with_deepspeed_zero2_on_two_cpu_workers_checkpoints_an
 
 @pytest.mark.ray
 @pytest.mark.slow
+def test_sft_on_a_runs_kept_pairs_on_ray_train_exports_a_solver_that_scalequest_eval_scores(
+        tmp_path, tiny_model, tiny_llm, synth_run):
+    """`scalequest train sft` end to end: the kept pairs of a run folder, TRL SFT on 2 Ray Train CPU workers with
+    DeepSpeed ZeRO-2, a bf16 export that vLLM loads, and `scalequest eval` over it."""
+    import json
+
+    from scalequest.evaluation.run import run_eval
+    from scalequest.train.sft import run_sft
+
+    out = tmp_path / "sft"
+    cfg = load_config("tiny", [
+        *tiny_llm, f"train.sft.base_model={tiny_model}", "train.sft.max_steps=2", "train.sft.save_steps=1",
+        "train.sft.max_length=512", f"train.sft.output_dir={out}", "train.ray.deepspeed=zero2",
+        f"train.ray.storage_path={tmp_path / 'runs'}", "eval.limit=3", "eval.sampling.max_tokens=8",
+        f"eval.output_dir={tmp_path / 'evals'}"])
+    assert run_sft(cfg, [str(synth_run)]) == out
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    folder, results = run_eval(cfg, str(out), ["gsm8k"])  # its own in-process vLLM engine on the export
+    gsm8k = results["benchmarks"]["gsm8k"]
+    assert gsm8k["questions"] == 3 and 0.0 <= gsm8k["pass@1"]["value"] <= 1.0
+    assert json.loads((folder / "results.json").read_text())["model"]["path"] == str(out)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
 def test_run_training_restarts_failed_workers_from_their_latest_checkpoint(tmp_path):
     """max_failures: a worker that dies after reporting a checkpoint is restarted and `resume_checkpoint` hands the
     new one that checkpoint's Hugging Face folder."""
