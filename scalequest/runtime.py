@@ -122,17 +122,25 @@ def _hub_problem(repo_id: str) -> str | None:
     return None
 
 
-def mapped_paths() -> set[str]:
-    """Every file some live process on this machine maps (the processes this user may inspect)."""
+def mapped_shm_inodes() -> set[int]:
+    """The inodes of the /dev/shm files some live process on this machine maps (the processes this user may read).
+
+    By inode, not by path: glibc's sem_open maps a temporary file and then links it to the semaphore's name, so a
+    live multiprocessing semaphore shows in the maps as '/dev/shm/sem.XXXXXX (deleted)', never as its sem.mp-* name
+    (by path every live semaphore looked unused, and a release unlinked one that a vLLM worker being spawned still
+    had to open). psutil's memory_maps gives paths only, so the maps are read directly."""
     import psutil
 
-    paths: set[str] = set()
-    for proc in psutil.process_iter():
+    inodes: set[int] = set()
+    for pid in psutil.pids():
         try:
-            paths.update(m.path for m in proc.memory_maps(grouped=True))
-        except (psutil.Error, OSError):
+            with open(f"/proc/{pid}/maps") as maps:
+                for line in maps:
+                    if f" {SHM_DIR}/" in line:
+                        inodes.add(int(line.split()[4]))
+        except (OSError, ValueError, IndexError):
             continue
-    return paths
+    return inodes
 
 
 def release_vllm_shm(min_age_s: float = 0.0, only: set[Path] | None = None) -> list[Path]:
@@ -145,11 +153,11 @@ def release_vllm_shm(min_age_s: float = 0.0, only: set[Path] | None = None) -> l
     candidates = [p for p in shm_segments() if only is None or p in only]
     if not candidates:
         return removed
-    in_use = mapped_paths()
+    in_use = mapped_shm_inodes()
     for seg in candidates:
         try:
             st = seg.stat()
-            if str(seg) in in_use or now - st.st_mtime < min_age_s or st.st_uid != os.getuid():
+            if st.st_ino in in_use or now - st.st_mtime < min_age_s or st.st_uid != os.getuid():
                 continue
             seg.unlink()
             removed.append(seg)

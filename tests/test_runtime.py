@@ -37,6 +37,23 @@ def test_release_unlinks_unmapped_segments_and_keeps_mapped_young_and_other_ones
             p.unlink(missing_ok=True)
 
 
+def test_a_live_multiprocessing_semaphore_is_kept_however_old():
+    """glibc maps a semaphore under a temporary name before linking it to sem.mp-*: the maps never show the name.
+    A release (another run's start, a test session's end) must still keep it: a vLLM worker being spawned opens it
+    by that name (unlinked, the engine failed with FileNotFoundError in SemLock._rebuild)."""
+    import multiprocessing
+
+    before = set(SHM_DIR.glob("sem.mp-*"))
+    lock = multiprocessing.get_context("spawn").Lock()
+    [name] = set(SHM_DIR.glob("sem.mp-*")) - before
+    os.utime(name, (time.time() - 60, time.time() - 60))
+    try:
+        assert release_vllm_shm(min_age_s=10, only={name}) == [] and name.exists()
+    finally:
+        del lock
+        name.unlink(missing_ok=True)
+
+
 @pytest.mark.ray
 def test_init_ray_keeps_the_sigterm_handler_installed_before_it():
     """ray.init sets SIGTERM to sys.exit(15); a `ray job stop` would then skip the run's clean stop and its resume
