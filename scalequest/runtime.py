@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import signal
@@ -38,12 +39,19 @@ SHM_PATTERNS = ("psm_*", "sem.mp-*")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def init_ray(rcfg) -> bool:
-    """Connect to `rcfg.address` or start a local Ray; returns True when this call started it."""
+def init_ray(rcfg, *, min_cpus: float = 0, dashboard: bool | None = None) -> bool:
+    """The one way every job starts or joins Ray (pipeline, Serve, every training job): connect to `rcfg.address`
+    (a RayConfig), or start a local Ray with at least `min_cpus` logical CPUs (a training job's workers + its
+    controller) and the dashboard when `dashboard` (default: rcfg.dashboard). `rcfg.env_vars` reach every worker.
+    Returns True when this call started or joined it (the caller then shuts it down)."""
     import ray
 
     if ray.is_initialized():
         return False
+    if min_cpus and not rcfg.address:
+        rcfg = rcfg.model_copy(update={"num_cpus": max(rcfg.num_cpus or 0, math.ceil(min_cpus))})
+    if dashboard is not None:
+        rcfg = rcfg.model_copy(update={"dashboard": dashboard})
     with _keeping_sigterm_handler():
         _init(ray, rcfg)
     return True
@@ -76,7 +84,9 @@ def _init(ray, rcfg) -> None:
     else:
         os.environ.update(rcfg.env_vars)  # the driver builds tokenizers / reads config too
         store = int(rcfg.object_store_gib * (1 << 30)) if rcfg.object_store_gib else None
-        ray.init(num_cpus=rcfg.num_cpus, object_store_memory=store, include_dashboard=rcfg.dashboard, **env)
+        # address="local": never attach to another Ray that happens to run on this machine (or $RAY_ADDRESS)
+        ray.init(address="local", num_cpus=rcfg.num_cpus, object_store_memory=store,
+                 include_dashboard=rcfg.dashboard, **env)
 
 
 def check_model_path(key: str, value: str) -> None:

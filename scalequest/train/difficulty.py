@@ -81,7 +81,7 @@ def difficulty_loop(config: dict) -> dict:
     trainer = loop_utils.wrap(trainer, ray_train)
     trainer.train()
     loop_utils.export(trainer, tok, config["output_dir"], ray_train)
-    return {**loop_utils.summary(trainer), "label_mean": mean}
+    return loop_utils.summary(trainer, config["output_dir"], label_mean=mean)
 
 
 def _zero_head(model) -> None:
@@ -195,7 +195,8 @@ def run_difficulty(cfg, *, in_process: bool = False) -> Path:
     else:
         from scalequest.train.launcher import run_training
 
-        result = run_training(difficulty_loop, config, cfg.train.ray, "difficulty").metrics
+        run_training(difficulty_loop, config, cfg.train.ray, "difficulty", cfg.ray)
+        result = loop_utils.read_summary(config["output_dir"])
     out = Path(d.output_dir)
     report = {"labels": {**stats, "train": len(train_rows), "holdout": len(holdout)},
               "training": {k: v for k, v in (result or {}).items() if k != "log_history"},

@@ -72,27 +72,22 @@ def worker_env(ray_cfg: RayTrainConfig) -> dict[str, str]:
     return env
 
 
-def ensure_ray(ray_cfg: RayTrainConfig, address: str | None = None, env_vars: dict | None = None) -> bool:
-    """Join `address` (or $RAY_ADDRESS, set by `ray job submit`) or start a private local Ray; True if started here.
+def ensure_ray(ray_cfg: RayTrainConfig, rcfg=None) -> bool:
+    """Start or join Ray for a training job through `runtime.init_ray`, the pipeline's own start-up: `rcfg` is the
+    config's `ray` section (address, env_vars; a `ray job submit` job joins via ray.address=auto or $RAY_ADDRESS).
+    A local Ray gets max(4, workers × CPUs + 2) logical CPUs (the Ray Train controller needs one besides the
+    workers), a 1 GiB object store unless `ray.object_store_gib` says otherwise, and the dashboard: Ray Train's
+    placement-group cleaner polls the state API it serves, and warns every few seconds without it. True if this
+    call started or joined it."""
+    from scalequest.config import RayConfig
+    from scalequest.runtime import init_ray
 
-    A local Ray gets max(4, workers × CPUs + 2) logical CPUs: the Ray Train controller needs one besides the workers.
-    """
-    import ray
-
-    if ray.is_initialized():
-        return False
-    runtime_env = {"env_vars": dict(env_vars)} if env_vars else None
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, runtime_env=runtime_env)
-        return True
-    os.environ.update(env_vars or {})  # a local Ray reads some (RAY_AUTH_MODE) from the driver's environment
-    num_cpus = max(4, math.ceil(ray_cfg.num_workers * ray_cfg.cpus_per_worker) + 2)
-    # address="local": never attach to another user's Ray that happens to run on this machine. The dashboard stays
-    # on (its default): Ray Train's placement-group cleaner polls the state API it serves, and warns every few
-    # seconds without it.
-    ray.init(address="local", num_cpus=num_cpus, object_store_memory=1 << 30, runtime_env=runtime_env)
-    return True
+    rcfg = rcfg or RayConfig()
+    updates = {"address": rcfg.address or os.environ.get("RAY_ADDRESS")}
+    if rcfg.object_store_gib is None:
+        updates["object_store_gib"] = 1.0
+    return init_ray(rcfg.model_copy(update=updates), dashboard=True,
+                    min_cpus=max(4, math.ceil(ray_cfg.num_workers * ray_cfg.cpus_per_worker) + 2))
 
 
 def storage_uri(path: str) -> str:
@@ -100,14 +95,15 @@ def storage_uri(path: str) -> str:
     return path if "://" in path else str(Path(path).expanduser().resolve())
 
 
-def run_training(loop_fn, loop_config: dict, ray_cfg: RayTrainConfig, name: str):
-    """Run `loop_fn(loop_config)` on every Ray Train worker; returns the `ray.train.Result` (checkpoints, metrics)."""
+def run_training(loop_fn, loop_config: dict, ray_cfg: RayTrainConfig, name: str, rcfg=None):
+    """Run `loop_fn(loop_config)` on every Ray Train worker; returns the `ray.train.Result` (checkpoints, metrics).
+    `rcfg`: the config's `ray` section (`ensure_ray`); a Ray started here is shut down at the end."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     ray_cfg = resolve(ray_cfg)  # a bad DeepSpeed path fails here, before Ray starts
-    started = ensure_ray(ray_cfg)
+    started = ensure_ray(ray_cfg, rcfg)
     storage = storage_uri(ray_cfg.storage_path)
     if "://" not in storage:
         Path(storage).mkdir(parents=True, exist_ok=True)

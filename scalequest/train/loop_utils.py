@@ -102,11 +102,24 @@ def export(trainer, tokenizer, output_dir: str, ray_train: bool) -> None:
     log.info("exported %s", output_dir)
 
 
-def summary(trainer) -> dict:
-    """Final metrics plus the logged losses (what the loop returns and the run report keeps)."""
+SUMMARY_FILE = "training.json"
+
+
+def summary(trainer, output_dir: str, **extra) -> dict:
+    """Final metrics plus the logged losses (what the loop returns and the run report keeps), also written to
+    <output_dir>/training.json by the main process: on Ray Train the loop's return value does not reach the driver
+    (`Result.metrics` holds the last reported step only), so the driver reads the file (`read_summary`)."""
     history = trainer.state.log_history
     losses = [h["loss"] for h in history if "loss" in h]
-    return {"global_step": trainer.state.global_step, "losses": losses, "log_history": history}
+    out = {"global_step": trainer.state.global_step, "losses": losses, "log_history": history, **extra}
+    if trainer.is_world_process_zero():
+        write_json(Path(output_dir) / SUMMARY_FILE, out)
+    return out
+
+
+def read_summary(output_dir: str) -> dict:
+    """What `summary` wrote for the run that exported to `output_dir`."""
+    return json.loads((Path(output_dir) / SUMMARY_FILE).read_text())
 
 
 def local_path(path: str) -> str:

@@ -22,7 +22,6 @@ from pathlib import Path
 from scalequest.config import CausalLMTraining, SynthesisConfig
 from scalequest.errors import ConfigError
 from scalequest.train.launcher import (
-    ensure_ray,
     finish,
     in_ray_train,
     prepare_worker,
@@ -170,15 +169,8 @@ def build_qft_job(cfg: SynthesisConfig, name: str | None = None) -> tuple[dict, 
 
 def run_qft(cfg: SynthesisConfig) -> Path:
     """Question fine-tuning on Ray Train; returns the exported generator folder (`train.qft.output_dir`)."""
-    import ray
-
     loop_config, ray_cfg, name = build_qft_job(cfg)
-    started = ensure_ray(ray_cfg, cfg.ray.address, cfg.ray.env_vars)
-    try:
-        result = run_training(sft_loop, loop_config, ray_cfg, name)
-    finally:
-        if started:
-            ray.shutdown()
+    result = run_training(sft_loop, loop_config, ray_cfg, name, cfg.ray)
     output_dir = Path(loop_config["output_dir"])
     _write_run_config(cfg, Path(result.path))
     log.info("QFT done: model %s, checkpoints %s", output_dir, result.path)

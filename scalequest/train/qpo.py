@@ -62,7 +62,7 @@ def dpo_loop(config: dict) -> dict:
     trainer = loop_utils.wrap(trainer, ray_train)
     trainer.train()
     loop_utils.export(trainer, tok, config["output_dir"], ray_train)
-    return loop_utils.summary(trainer)
+    return loop_utils.summary(trainer, config["output_dir"])
 
 
 def completion_logps(model, tok, prompt: str, completions: list[str]) -> list[tuple[float, int]]:
@@ -153,7 +153,8 @@ def run_qpo(cfg, *, in_process: bool = False) -> Path:
     else:
         from scalequest.train.launcher import run_training
 
-        result = run_training(dpo_loop, config, cfg.train.ray, "qpo").metrics
+        run_training(dpo_loop, config, cfg.train.ray, "qpo", cfg.ray)
+        result = loop_utils.read_summary(config["output_dir"])
     report = {"pairs_file": str(pairs_file), "training": {k: v for k, v in (result or {}).items()
                                                           if k != "log_history"}}
     for split in ("holdout", "train"):

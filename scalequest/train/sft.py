@@ -143,17 +143,10 @@ def build_sft_job(cfg, data: list[str] | None = None, name: str | None = None) -
 
 def run_sft(cfg, data: list[str] | None = None) -> Path:
     """Solver SFT on Ray Train; returns the exported model folder (`train.sft.output_dir`)."""
-    import ray
-
-    from scalequest.train.launcher import ensure_ray, run_training
+    from scalequest.train.launcher import run_training
     from scalequest.train.qft import sft_loop
 
     loop_config, ray_cfg, name = build_sft_job(cfg, data)
-    started = ensure_ray(ray_cfg, cfg.ray.address, cfg.ray.env_vars)
-    try:
-        result = run_training(sft_loop, loop_config, ray_cfg, name)
-    finally:
-        if started:
-            ray.shutdown()
+    result = run_training(sft_loop, loop_config, ray_cfg, name, cfg.ray)
     log.info("SFT done: model %s, checkpoints %s", loop_config["output_dir"], result.path)
     return Path(loop_config["output_dir"])

@@ -219,11 +219,14 @@ def test_load_labelled_refuses_an_empty_training_set(tmp_path, tiny_model):
         load_labelled(_cfg(tmp_path, tiny_model, gsm_only))
 
 
-def test_run_difficulty_in_process_writes_model_and_report(tmp_path, tiny_model):
+@pytest.mark.parametrize("in_process", [True, pytest.param(False, marks=[pytest.mark.ray, pytest.mark.slow],
+                                                           id="ray-train")])
+def test_run_difficulty_writes_model_and_report(tmp_path, tiny_model, in_process):
+    """In this process, and on Ray Train (2 CPU workers, the CLI's default)."""
     from scalequest.engines.scorers import SequenceScorer
 
     data = _jsonl(tmp_path / "math_train.jsonl", MATH_ROWS[:16])
-    out = run_difficulty(_cfg(tmp_path, tiny_model, data), in_process=True)
+    out = run_difficulty(_cfg(tmp_path, tiny_model, data), in_process=in_process)
 
     report = json.loads((out / "report.json").read_text())
     assert report["labels"]["train"] == 12 and report["labels"]["holdout"] == 4

@@ -352,11 +352,13 @@ def test_build_qpo_data_on_tiny_model_writes_every_file(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_run_qpo_in_process_on_given_pairs_reports_both_rates(tiny_model, tmp_path):
+@pytest.mark.parametrize("in_process", [True, pytest.param(False, marks=pytest.mark.ray, id="ray-train")])
+def test_run_qpo_on_given_pairs_reports_both_rates(tiny_model, tmp_path, in_process):
+    """In this process, and on Ray Train (2 CPU workers, the CLI's default) joined through the config's `ray`."""
     from scalequest.train.qpo import run_qpo
 
     pairs = _pairs_file(tmp_path)
-    out = run_qpo(_qpo_cfg(tmp_path, tiny_model, f"train.qpo.pairs={pairs}"), in_process=True)
+    out = run_qpo(_qpo_cfg(tmp_path, tiny_model, f"train.qpo.pairs={pairs}"), in_process=in_process)
     report = json.loads((out / "report.json").read_text())
     assert report["holdout"]["qft"]["pairs"] == 2 and report["train"]["trained"]["pairs"] == 6
     for split in ("holdout", "train"):

@@ -8,10 +8,10 @@ def local_ray():
     """One local Ray for this module (run_training joins a running Ray and leaves it up)."""
     import ray
 
-    from scalequest.config import RayTrainConfig
+    from scalequest.config import RayConfig, RayTrainConfig
     from scalequest.train.launcher import ensure_ray
 
-    started = ensure_ray(RayTrainConfig(num_workers=2), env_vars={"RAY_AUTH_MODE": "disabled"})
+    started = ensure_ray(RayTrainConfig(num_workers=2), RayConfig(env_vars={"RAY_AUTH_MODE": "disabled"}))
     yield
     if started:
         ray.shutdown()

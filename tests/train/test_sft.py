@@ -30,7 +30,8 @@ def test_rows_use_the_solvers_prompt_and_end_the_response_with_end_of_turn(tiny_
 
 
 def test_extra_files_mix_in_and_a_file_without_fields_is_named(tmp_path, jsonl_writer):
-    good = jsonl_writer(tmp_path / "mine.jsonl", [{"problem": "Q1", "solution": "S1"}, {"problem": " ", "solution": "x"}])
+    good = jsonl_writer(tmp_path / "mine.jsonl", [{"problem": "Q1", "solution": "S1"},
+                                                  {"problem": " ", "solution": "x"}])
     assert file_pairs([str(good)]) == [("Q1", "S1")]
     bad = jsonl_writer(tmp_path / "bad.jsonl", [{"text": "Q1"}])
     with pytest.raises(ConfigError, match=r"bad.jsonl' needs a question field .* its first row has \['text'\]"):
