@@ -181,6 +181,8 @@ def run_difficulty(cfg, *, in_process: bool = False) -> Path:
         from scalequest.errors import ConfigError
 
         raise ConfigError("train.difficulty: missing — add a train.difficulty block (see the packaged tiny.yaml)")
+    loop_utils.grad_accum(d.effective_batch, d.per_device_batch, 1 if in_process else cfg.train.ray.num_workers,
+                          "train.difficulty")  # checked before labelling, which may run a solver for hours
     work = Path(cfg.train.ray.storage_path).resolve() / "difficulty-data"
     rows, stats = load_labelled(cfg)
     n_hold = int(len(rows) * d.holdout_share)

@@ -33,9 +33,16 @@ def world_size(ray_train: bool) -> int:
     return ray.train.get_context().get_world_size()
 
 
-def grad_accum(effective_batch: int, per_device_batch: int, workers: int) -> int:
-    """Gradient-accumulation steps so that per_device × workers × steps ≈ effective_batch (at least 1)."""
-    return max(1, round(effective_batch / (per_device_batch * workers)))
+def grad_accum(effective_batch: int, per_device_batch: int, workers: int, key: str = "train") -> int:
+    """The one gradient-accumulation rule of every training job: steps such that per_device_batch × workers × steps
+    = effective_batch exactly; ConfigError naming `key` when it does not divide (drivers check before Ray starts)."""
+    from scalequest.errors import ConfigError
+
+    per_step = per_device_batch * workers
+    if effective_batch % per_step:
+        raise ConfigError(f"{key}.effective_batch: {effective_batch} is not a multiple of per_device_batch × "
+                          f"num_workers = {per_device_batch} × {workers} = {per_step} — change one of them")
+    return effective_batch // per_step
 
 
 def ray_train_cfg(config: dict):

@@ -54,12 +54,11 @@ def qft_prompt(template: str, custom_prefix: str | None, tokenizer) -> tuple[str
 
 
 def grad_accum_steps(q: CausalLMTraining, num_workers: int, key: str = "train.qft") -> int:
-    """Gradient accumulation so that per_device_batch × workers × accumulation = effective_batch."""
-    per_step = q.per_device_batch * num_workers
-    if q.effective_batch % per_step:
-        raise ConfigError(f"{key}.effective_batch: {q.effective_batch} is not a multiple of per_device_batch × "
-                          f"num_workers = {q.per_device_batch} × {num_workers} = {per_step} — change one of them")
-    return q.effective_batch // per_step
+    """Gradient accumulation so that per_device_batch × workers × accumulation = effective_batch
+    (`loop_utils.grad_accum`, the rule every job shares)."""
+    from scalequest.train.loop_utils import grad_accum
+
+    return grad_accum(q.effective_batch, q.per_device_batch, num_workers, key)
 
 
 def sft_args(config: dict, ray_cfg, tokenizer):

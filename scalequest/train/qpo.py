@@ -138,6 +138,8 @@ def run_qpo(cfg, *, in_process: bool = False) -> Path:
     if q is None:
         raise ConfigError("train.qpo: missing — add a train.qpo block (see the packaged tiny.yaml)")
     check_model_path("train.qpo.qft_model", q.qft_model)
+    loop_utils.grad_accum(q.effective_batch, q.per_device_batch, 1 if in_process else cfg.train.ray.num_workers,
+                          "train.qpo")  # checked here, before any engine or Ray worker starts
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     data_dir = Path(q.data_dir) / f"{cfg.name}-{stamp}"
     pairs_file = Path(q.pairs) if q.pairs else build_qpo_data(cfg, data_dir)
