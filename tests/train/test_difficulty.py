@@ -226,7 +226,9 @@ def test_run_difficulty_writes_model_and_report(tmp_path, tiny_model, in_process
     from scalequest.engines.scorers import SequenceScorer
 
     data = _jsonl(tmp_path / "math_train.jsonl", MATH_ROWS[:16])
-    out = run_difficulty(_cfg(tmp_path, tiny_model, data), in_process=in_process)
+    # an effective batch of 8: 4 per worker on 2 Ray Train workers, or 4 × 2 accumulation steps in this process
+    out = run_difficulty(_cfg(tmp_path, tiny_model, data, **{"train.difficulty.effective_batch": 8}),
+                         in_process=in_process)
 
     report = json.loads((out / "report.json").read_text())
     assert report["labels"]["train"] == 12 and report["labels"]["holdout"] == 4

@@ -358,7 +358,9 @@ def test_run_qpo_on_given_pairs_reports_both_rates(tiny_model, tmp_path, in_proc
     from scalequest.train.qpo import run_qpo
 
     pairs = _pairs_file(tmp_path)
-    out = run_qpo(_qpo_cfg(tmp_path, tiny_model, f"train.qpo.pairs={pairs}"), in_process=in_process)
+    # an effective batch of 4: 2 per worker on 2 Ray Train workers, or 2 × 2 accumulation steps in this process
+    out = run_qpo(_qpo_cfg(tmp_path, tiny_model, f"train.qpo.pairs={pairs}", "train.qpo.effective_batch=4"),
+                  in_process=in_process)
     report = json.loads((out / "report.json").read_text())
     assert report["holdout"]["qft"]["pairs"] == 2 and report["train"]["trained"]["pairs"] == 6
     for split in ("holdout", "train"):
