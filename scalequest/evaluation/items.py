@@ -31,6 +31,8 @@ def gold_answer(record: dict, answer_field: str | None = None) -> str | None:
 
 
 def question_text(record: dict, question_field: str | None = None) -> str | None:
+    """The stripped question of a record: `question_field`, else 'problem' (MATH) or 'question' (GSM8K); None when
+    it is missing or blank."""
     text = record.get(question_field) if question_field else record.get("problem", record.get("question"))
     return text.strip() if isinstance(text, str) and text.strip() else None
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from scalequest.errors import ConfigError
 from scalequest.evaluation.items import load_items
-from scalequest.evaluation.metrics import breakdown, grade, majority_correct, summarize
+from scalequest.evaluation.metrics import Z95, breakdown, grade, majority_correct, summarize
 from scalequest.mathcheck import extract_boxed
 from scalequest.pipeline.storage import Folder
 
@@ -115,7 +115,7 @@ def pct(x: dict) -> str:
     """'12.0% ± 6.4 [5.6, 18.4]' from an `interval` dict."""
     if x["value"] is None:
         return "–"
-    return f"{100 * x['value']:.1f}% ± {100 * 1.96 * x['se']:.1f} [{100 * x['low']:.1f}, {100 * x['high']:.1f}]"
+    return f"{100 * x['value']:.1f}% ± {100 * Z95 * x['se']:.1f} [{100 * x['low']:.1f}, {100 * x['high']:.1f}]"
 
 
 def render(results: dict) -> str:

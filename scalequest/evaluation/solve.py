@@ -10,12 +10,9 @@ Test: tests/evaluation/test_eval.py (tiny random model), tests/train/test_diffic
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from scalequest.engines.base import Sampling
-
-log = logging.getLogger(__name__)
 
 
 def solve(questions: list[str], engine, formatter, k: int, sampling: Sampling, instruction: str, seeds=None,
@@ -24,13 +21,13 @@ def solve(questions: list[str], engine, formatter, k: int, sampling: Sampling, i
     """k answers per question; `progress(done, total)` is called after each engine request. `force_answer`: an
     answer without \\boxed{} is continued with the answer cue (`stages.responses.force_answers`), as the pipeline's
     solver does with responses.force_answer."""
-    from scalequest.stages.responses import force_answers
+    from scalequest.stages.responses import force_answers, solver_prompt
 
     params = Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.stop, k)
     out: list[list[str | None]] = []
     for start in range(0, len(questions), batch_size):
         chunk = questions[start: start + batch_size]
-        prompts = [formatter.user_prompt(f"{q.strip()}\n{instruction}") for q in chunk]
+        prompts = [solver_prompt(formatter, q, instruction) for q in chunk]
         gens = engine.generate(prompts, params, None if seeds is None else list(seeds[start: start + batch_size]))
         texts = [[None if g.finish_reason == "error" else g.text for g in per] for per in gens]
         if force_answer:

@@ -70,12 +70,6 @@ class Folder:
                             "scalequest.pipeline.storage.Folder or pyarrow (filesystem=folder.fs)")
         return self.path
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Folder) and other.uri == self.uri
-
-    def __hash__(self) -> int:
-        return hash(self.uri)
-
     @property
     def name(self) -> str:
         return self.path.rstrip("/").rsplit("/", 1)[-1]

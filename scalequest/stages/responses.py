@@ -15,6 +15,13 @@ ANSWER_CUE = "\n\nThe final answer is $\\boxed{"
 _ANSWER_SAMPLING = Sampling(temperature=0.0, max_tokens=24, stop=("$",))
 
 
+def solver_prompt(formatter, question: str, instruction: str) -> str:
+    """The solver's prompt: `question` and the step-by-step + \\boxed{} `instruction` in one user turn. The responses
+    stage, `scalequest eval` and solver SFT's training rows all ask with it, so a fine-tuned solver is evaluated and
+    used on exactly the prompt it was trained on."""
+    return formatter.user_prompt(f"{question.strip()}\n{instruction}")
+
+
 class GenerateResponses:
     """`engine` generates N = cfg.n samples per question in one request; `formatter` applies the solver's template."""
 
@@ -23,7 +30,7 @@ class GenerateResponses:
         self.sampling = Sampling.from_config(cfg.sampling, n=cfg.n)
 
     def prompt(self, question: str) -> str:
-        return self.formatter.user_prompt(f"{question.strip()}\n{self.cfg.instruction}")
+        return solver_prompt(self.formatter, question, self.cfg.instruction)
 
     def __call__(self, batch: dict) -> dict:
         n = require("GenerateResponses", batch, ["question", "seed"])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scalequest.engines.base import Sampling
 from scalequest.errors import ConfigError
-from scalequest.evaluation.items import gold_answer
+from scalequest.evaluation.items import gold_answer, question_text
 from scalequest.train.data import first_seen, read_records
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,10 @@ def read_problems(paths, *, benchmark: bool = False) -> tuple[list[dict], Counte
 def _problem(rec, source: str) -> dict | None:
     if not isinstance(rec, dict):
         return None
-    text = rec.get("problem", rec.get("question"))
-    if not isinstance(text, str) or not text.strip():
+    text = question_text(rec)
+    if text is None:
         return None
-    return {"question": text.strip(), "gold": gold_answer(rec), "level": rec.get("level"), "source": source}
+    return {"question": text, "gold": gold_answer(rec), "level": rec.get("level"), "source": source}
 
 
 def load_labelled(cfg) -> tuple[list[dict], dict]:

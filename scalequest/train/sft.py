@@ -71,8 +71,9 @@ def file_pairs(paths: list[str]) -> list[tuple[str, str]]:
 
 def sft_rows(pairs: list[tuple[str, str]], formatter, instruction: str, eos: str) -> list[dict]:
     """TRL prompt/completion rows: the solver's user turn as prompt, the response + end-of-turn as completion."""
-    return [{"prompt": formatter.user_prompt(f"{q.strip()}\n{instruction}"), "completion": r.strip() + eos}
-            for q, r in pairs]
+    from scalequest.stages.responses import solver_prompt
+
+    return [{"prompt": solver_prompt(formatter, q, instruction), "completion": r.strip() + eos} for q, r in pairs]
 
 
 def end_of_turn(tokenizer) -> str:
