@@ -96,35 +96,33 @@ def run_qft(variant: str, args, scratch: Path, base: Path) -> dict:
     ])
     loop_config, _, _ = build_qft_job(cfg)
     t0 = time.perf_counter()
-    sft_loop({**loop_config, "stats_path": str(out / "stats"), "work_dir": str(out / "work")})
+    sft_loop(loop_config.model_copy(update={"stats_path": str(out / "stats"), "work_dir": str(out / "work"),
+                                            "in_process": True}).model_dump())
     record = json.loads((out / "stats" / "rank0.json").read_text())
     return record | {"wall_s": time.perf_counter() - t0, "export": export_check(out / "model", base)}
 
 
 def run_dpo(args, scratch: Path, base: Path) -> dict:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     from transformers import AutoTokenizer
 
+    from scalequest.config import QPOConfig, RayTrainConfig
     from scalequest.train.data import load_questions
     from scalequest.train.qft import qft_prompt
-    from scalequest.train.qpo import dpo_loop
+    from scalequest.train.qpo import DPOLoop, dpo_loop, dpo_rows
 
     tok = AutoTokenizer.from_pretrained(base)
     prefix, eos = qft_prompt("auto", None, tok)
     questions = load_questions([str(Path(d).resolve()) for d in args.data], args.batch * args.steps, seed=0)
-    rows = [{"prompt": prefix, "chosen": q, "rejected": " ".join(q.split()[: max(3, len(q.split()) // 2)]),
-             "split": "train"} for q in questions]
-    pairs = scratch / "pairs.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), pairs)
+    pairs = [{"prompt": prefix, "chosen": q, "rejected": " ".join(q.split()[: max(3, len(q.split()) // 2)])}
+             for q in questions]
     out = scratch / "dpo"
+    q = QPOConfig(qft_model=str(base), optimizer={"model": "unused"}, learning_rate=5e-7, max_steps=args.steps,
+                  lr_scheduler="constant", warmup_steps=0, max_length=args.max_length, per_device_batch=args.batch,
+                  effective_batch=args.batch)
     t0 = time.perf_counter()
-    result = dpo_loop({
-        "qft_model": str(base), "pairs_file": str(pairs), "output_dir": str(out / "model"),
-        "work_dir": str(out / "work"), "end_of_turn": eos, "beta": 0.1, "learning_rate": 5e-7, "epochs": 1,
-        "max_steps": args.steps, "lr_scheduler": "constant", "warmup_steps": 0, "max_length": args.max_length,
-        "per_device_batch": args.batch, "effective_batch": args.batch, "seed": 0, "ray_train": False,
-        "logging_steps": 1})
+    result = dpo_loop(DPOLoop(hparams=q, ray=RayTrainConfig(num_workers=1, use_gpu=not args.cpu), in_process=True,
+                              base_model=str(base), output_dir=str(out / "model"), work_dir=str(out / "work"),
+                              rows=dpo_rows(pairs, eos)).model_dump())
     wall = time.perf_counter() - t0
     losses = result["losses"]
     return {"steps": result["global_step"], "first_loss": losses[0] if losses else None,

@@ -78,7 +78,7 @@ def run_variant(variant: str, model: Path, args, scratch: Path) -> list[dict]:
     loop_config, ray_cfg, _ = build_qft_job(cfg)
     stats = scratch / variant / "stats"
     t0 = time.perf_counter()
-    run_training(sft_loop, {**loop_config, "stats_path": str(stats)}, ray_cfg, f"bench-{variant}")
+    run_training(sft_loop, loop_config.model_copy(update={"stats_path": str(stats)}), ray_cfg, f"bench-{variant}")
     wall = time.perf_counter() - t0
     records = [json.loads(p.read_text()) for p in sorted(stats.glob("rank*.json"))]
     for r in records:

@@ -411,26 +411,49 @@ class RayTrainConfig(Strict):
     max_failures: int = Field(
         0, ge=-1, description="Times Ray Train restarts the workers after a failure (a worker killed for memory, a "
         "lost node); each restart resumes from the latest checkpoint. -1 = no limit.")
+    kill_worker_at_step: int | None = Field(
+        None, ge=1, description="Fault drill: on the first attempt, worker 0 kills its own process (SIGKILL) just "
+        "after the checkpoint of this optimizer step, so Ray Train restarts the workers (needs max_failures ≥ 1 and "
+        "save_steps dividing the step) and they resume from that checkpoint; the job's training.json then says "
+        "resumed_from_step. For checking failure handling on a cluster; none in real runs.")
 
 
-class CausalLMTraining(Strict):
+class TrainingHparams(Strict):
+    """What every training job's optimisation shares; `train.loop_utils.training_args` turns it into the job's
+    TrainingArguments / TRL config (one builder for QFT, SFT, QPO and the difficulty scorer)."""
+
+    epochs: float = Field(1.0, gt=0, description="Training epochs.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (tiny runs).")
+    learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate.")
+    lr_scheduler: str = Field("cosine", description="LR schedule.")
+    max_length: int = Field(256, ge=16, description="Token limit per example.")
+    effective_batch: int = Field(32, ge=1, description="Examples per optimizer step over all workers.")
+    per_device_batch: int = Field(4, ge=1, description="Examples per worker per forward pass.")
+    save_steps: int = Field(200, ge=1, description="On Ray Train: checkpoint into train.ray.storage_path every N "
+                            "optimizer steps (and at the end); a restarted worker resumes from the latest.")
+
+    def warmup(self) -> float:
+        """TrainingArguments.warmup_steps: a step count, or a share of the steps when below 1."""
+        raise NotImplementedError
+
+
+class CausalLMTraining(TrainingHparams):
     """What every prompt/completion fine-tune (QFT, solver SFT) shares: the base model, the TRL SFT
     hyperparameters and the export folder."""
 
     base_model: str = Field(json_schema_extra=READ, description="The model to fine-tune (folder or hub id).")
     epochs: float = Field(1.0, gt=0, description="Training epochs (QFT paper: 1).")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (tiny runs).")
     learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate (QFT paper: 2e-5).")
     lr_scheduler: str = Field("cosine", description="LR schedule (QFT paper: cosine).")
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Warm-up share of steps (QFT paper: 3%).")
     max_length: int = Field(256, ge=16, description="Token limit per example (QFT paper: 256).")
     effective_batch: int = Field(32, ge=1, description="Examples per optimizer step over all workers (QFT paper: 32).")
-    per_device_batch: int = Field(4, ge=1, description="Examples per worker per forward pass.")
     packing: bool = Field(False, description="Pack several examples per sequence.")
-    save_steps: int = Field(200, ge=1, description="Checkpoint into the Ray Train storage path every N optimizer "
-                            "steps (and at the end).")
     output_dir: str = Field("models/qft", json_schema_extra=WRITE,
                             description="Where the trained model is exported (HF folder).")
+
+    def warmup(self) -> float:
+        return self.warmup_ratio
 
     def hparams(self) -> dict:
         """The shared fields only (what the training loop reads), JSON-ready."""
@@ -478,7 +501,7 @@ class OptimizerLLMConfig(Strict):
                                      description="Rewrite sampling.")
 
 
-class QPOConfig(Strict):
+class QPOConfig(TrainingHparams):
     qft_model: str = Field(json_schema_extra=READ,
                            description="The QFT generator folder (policy init and DPO reference).")
     template: Literal["auto", "qwen2", "deepseek", "custom"] = Field("auto", description="Pre-query prefix family.")
@@ -501,8 +524,6 @@ class QPOConfig(Strict):
     beta: float = Field(0.1, gt=0, description="DPO beta (paper: 0.1).")
     learning_rate: float = Field(5e-7, gt=0, description="DPO learning rate (paper: 5e-7).")
     epochs: float = Field(1.0, gt=0, description="DPO epochs.")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many steps (tiny runs).")
-    lr_scheduler: str = Field("cosine", description="LR schedule.")
     warmup_steps: int = Field(20, ge=0, description="Warm-up steps (paper: 20).")
     max_length: int = Field(1024, ge=16, description="Token limit per pair.")
     effective_batch: int = Field(32, ge=1, description="Pairs per optimizer step over all workers.")
@@ -516,6 +537,9 @@ class QPOConfig(Strict):
     output_dir: str = Field("models/qpo", json_schema_extra=WRITE,
                             description="Where the DPO-trained generator is exported.")
 
+    def warmup(self) -> float:
+        return self.warmup_steps
+
     @field_validator("qft_engine")
     @classmethod
     def _engine_settings(cls, value):
@@ -525,7 +549,7 @@ class QPOConfig(Strict):
         return value
 
 
-class DifficultyTrainConfig(Strict):
+class DifficultyTrainConfig(TrainingHparams):
     base_model: str = Field(json_schema_extra=READ, description="Base LM for the regression head (folder or id).")
     label_source: Literal["fail_rate", "math_level"] = Field(
         "fail_rate", description="'fail_rate': the solver's fail rate over k samples checked with math-verify; "
@@ -543,10 +567,6 @@ class DifficultyTrainConfig(Strict):
     max_eval: int | None = Field(500, ge=1, description="Held-out questions scored for the report.")
     holdout_share: float = Field(0.1, ge=0, lt=1, description="Labelled rows held out of training; the report gives "
                                  "the Spearman correlation of scores with their labels.")
-    epochs: float = Field(1.0, gt=0, description="Epochs.")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many steps.")
-    learning_rate: float = Field(2e-5, gt=0, description="Learning rate.")
-    lr_scheduler: str = Field("cosine", description="LR schedule.")
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Warm-up share of steps.")
     max_length: int = Field(256, ge=16, description="Token limit per question.")
     train_top_layers: int | None = Field(
@@ -556,6 +576,9 @@ class DifficultyTrainConfig(Strict):
     per_device_batch: int = Field(8, ge=1, description="Questions per worker per forward pass.")
     output_dir: str = Field("models/difficulty", json_schema_extra=WRITE,
                             description="Where the scorer is exported (difficulty.model_path).")
+
+    def warmup(self) -> float:
+        return self.warmup_ratio
 
 
 # ---- evaluation: `scalequest eval --config … --model PATH_OR_ID` ----

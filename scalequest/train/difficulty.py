@@ -11,12 +11,12 @@ Run: `scalequest train difficulty --config tiny`. Test: `pytest tests/train/test
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
 from pathlib import Path
 
+from scalequest.config import DifficultyTrainConfig
 from scalequest.train import loop_utils
 from scalequest.train.difficulty_labels import level_label, load_labelled, read_problems
 
@@ -36,10 +36,14 @@ def spearman(x: list[float], y: list[float]) -> float | None:
     return None if math.isnan(rho) else float(rho)
 
 
+class DifficultyLoop(loop_utils.LoopConfig):
+    """`difficulty_loop`'s config: rows are {question, label}."""
+
+    hparams: DifficultyTrainConfig
+
+
 def difficulty_loop(config: dict) -> dict:
-    """Train the regression head + LM on `config["train_file"]` (JSONL of {question, label}) and export it to
-    `config["output_dir"]`. Keys: base_model, train_file, output_dir, work_dir, learning_rate, epochs, max_steps,
-    lr_scheduler, warmup_ratio, max_length, per_device_batch, effective_batch, seed, ray (RayTrainConfig dict)."""
+    """Train the regression head + LM on the rows and export the scorer to output_dir (a `DifficultyLoop`)."""
     import datasets
     from transformers import (
         AutoModelForSequenceClassification,
@@ -49,39 +53,31 @@ def difficulty_loop(config: dict) -> dict:
         TrainingArguments,
     )
 
-    ray_train = loop_utils.setup(config)
-    tok = AutoTokenizer.from_pretrained(config["base_model"])
+    c, ray_train = loop_utils.start(config, DifficultyLoop)
+    hp = c.hparams
+    tok = AutoTokenizer.from_pretrained(c.base_model)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model = AutoModelForSequenceClassification.from_pretrained(
-        config["base_model"], num_labels=1, problem_type="regression", dtype="float32")
+        c.base_model, num_labels=1, problem_type="regression", dtype="float32")
     model.config.pad_token_id = tok.pad_token_id  # the head pools the last non-pad token
-    if config.get("train_top_layers") is not None:
-        freeze_below(model, config["train_top_layers"])
-    rows = [json.loads(line) for line in Path(config["train_file"]).read_text().splitlines() if line.strip()]
+    if hp.train_top_layers is not None:
+        freeze_below(model, hp.train_top_layers)
+    rows = loop_utils.train_rows(c, ray_train)
     # The head has no bias and starts random (outputs ~±1): start it at zero and learn labels minus their mean,
     # so the first steps learn difficulty instead of an offset. Scores rank the same; the mean is recorded.
     mean = sum(float(r["label"]) for r in rows) / len(rows)
     model.config.scalequest_label_mean = mean
     _zero_head(model)
     ds = datasets.Dataset.from_list([{"text": r["question"], "label": float(r["label"]) - mean} for r in rows])
-    ds = ds.map(lambda b: tok(b["text"], truncation=True, max_length=config["max_length"]), batched=True,
+    ds = ds.map(lambda b: tok(b["text"], truncation=True, max_length=hp.max_length), batched=True,
                 remove_columns=["text"])
-    accum = loop_utils.grad_accum(config["effective_batch"], config["per_device_batch"],
-                                  loop_utils.world_size(ray_train))
-    args = TrainingArguments(
-        output_dir=str(Path(config["work_dir"]) / "checkpoints"), per_device_train_batch_size=config["per_device_batch"],
-        gradient_accumulation_steps=accum, learning_rate=config["learning_rate"],
-        num_train_epochs=config["epochs"], max_steps=config.get("max_steps") or -1,
-        lr_scheduler_type=config["lr_scheduler"], warmup_steps=config["warmup_ratio"],
-        train_sampling_strategy="group_by_length",  # batches of similar length: far less padding to compute
-        **loop_utils.args_kwargs(config, ray_train))
+    args = loop_utils.training_args(
+        TrainingArguments, c, ray_train,
+        train_sampling_strategy="group_by_length")  # batches of similar length: far less padding to compute
     trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorWithPadding(tok),
                       processing_class=tok)
-    trainer = loop_utils.wrap(trainer, ray_train)
-    trainer.train()
-    loop_utils.export(trainer, tok, config["output_dir"], ray_train)
-    return loop_utils.summary(trainer, config["output_dir"], label_mean=mean)
+    return loop_utils.train(trainer, c, ray_train, label_mean=mean)
 
 
 def _zero_head(model) -> None:
@@ -161,16 +157,6 @@ def _mean_by(scores, labels) -> dict:
     return {k: round(sum(v) / len(v), 4) for k, v in sorted(groups.items())}
 
 
-def loop_config(cfg, train_file: Path, work_dir: Path) -> dict:
-    """The `difficulty_loop` config for the root config `cfg` (plain values: it travels to Ray workers)."""
-    d = cfg.train.difficulty
-    keys = ("learning_rate", "epochs", "max_steps", "lr_scheduler", "warmup_ratio", "max_length",
-            "train_top_layers", "per_device_batch", "effective_batch")
-    return {**{k: getattr(d, k) for k in keys}, "base_model": loop_utils.local_path(d.base_model),
-            "output_dir": str(Path(d.output_dir).resolve()), "train_file": str(train_file), "work_dir": str(work_dir),
-            "seed": cfg.seed, "ray": cfg.train.ray.model_dump()}
-
-
 def run_difficulty(cfg, *, in_process: bool = False) -> Path:
     """Label, train (Ray Train per `train.ray`, or in this process), export to `train.difficulty.output_dir`, and
     write `report.json` (label stats, losses, Spearman figures) and the resolved config next to the model."""
@@ -183,22 +169,13 @@ def run_difficulty(cfg, *, in_process: bool = False) -> Path:
         raise ConfigError("train.difficulty: missing — add a train.difficulty block (see the packaged tiny.yaml)")
     loop_utils.grad_accum(d.effective_batch, d.per_device_batch, 1 if in_process else cfg.train.ray.num_workers,
                           "train.difficulty")  # checked before labelling, which may run a solver for hours
-    work = Path(cfg.train.ray.storage_path).resolve() / "difficulty-data"
     rows, stats = load_labelled(cfg)
     n_hold = int(len(rows) * d.holdout_share)
     holdout, train_rows = rows[:n_hold], rows[n_hold:]
-    train_file = work / "train.jsonl"
-    work.mkdir(parents=True, exist_ok=True)
-    train_file.write_text("".join(json.dumps({"question": r["question"], "label": r["label"]}) + "\n"
-                                  for r in train_rows))
-    config = loop_config(cfg, train_file, work)
-    if in_process:
-        result = difficulty_loop({**config, "ray_train": False})
-    else:
-        from scalequest.train.launcher import run_training
-
-        run_training(difficulty_loop, config, cfg.train.ray, "difficulty", cfg.ray)
-        result = loop_utils.read_summary(config["output_dir"])
+    c = DifficultyLoop(hparams=d, ray=cfg.train.ray, base_model=loop_utils.local_path(d.base_model),
+                       output_dir=str(Path(d.output_dir).resolve()), seed=cfg.seed,
+                       rows=[{"question": r["question"], "label": float(r["label"])} for r in train_rows])
+    result = loop_utils.run(difficulty_loop, c, "difficulty", cfg, in_process=in_process)
     out = Path(d.output_dir)
     report = {"labels": {**stats, "train": len(train_rows), "holdout": len(holdout)},
               "training": {k: v for k, v in (result or {}).items() if k != "log_history"},

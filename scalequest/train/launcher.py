@@ -95,21 +95,39 @@ def storage_uri(path: str) -> str:
     return path if "://" in path else str(Path(path).expanduser().resolve())
 
 
-def run_training(loop_fn, loop_config: dict, ray_cfg: RayTrainConfig, name: str, rcfg=None):
+def run_training(loop_fn, loop_config, ray_cfg: RayTrainConfig, name: str, rcfg=None):
     """Run `loop_fn(loop_config)` on every Ray Train worker; returns the `ray.train.Result` (checkpoints, metrics).
-    `rcfg`: the config's `ray` section (`ensure_ray`); a Ray started here is shut down at the end."""
+    `loop_config`: a `loop_utils.LoopConfig` (its rows go to the workers as the Ray Dataset 'train', read whole by
+    each: `loop_utils.train_rows`) or a plain dict. `rcfg`: the config's `ray` section (`ensure_ray`); a Ray
+    started here is shut down at the end."""
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from scalequest.train.loop_utils import DATASET, LoopConfig
+
     ray_cfg = resolve(ray_cfg)  # a bad DeepSpeed path fails here, before Ray starts
+    drill = ray_cfg.kill_worker_at_step
+    if drill and ray_cfg.max_failures == 0:
+        raise ConfigError(f"train.ray.kill_worker_at_step={drill}: the drill kills a worker, which ends the job "
+                          "unless Ray Train may restart it — set train.ray.max_failures to 1 or more")
+    rows = None
+    if isinstance(loop_config, LoopConfig):
+        if drill and drill % loop_config.hparams.save_steps:
+            raise ConfigError(f"train.ray.kill_worker_at_step={drill}: no checkpoint is saved at that step "
+                              f"(save_steps={loop_config.hparams.save_steps}) — pick a multiple of save_steps")
+        rows = loop_config.rows
+        loop_config = loop_config.model_copy(update={"ray": ray_cfg}).model_dump(mode="json", exclude={"rows"})
     started = ensure_ray(ray_cfg, rcfg)
     storage = storage_uri(ray_cfg.storage_path)
     if "://" not in storage:
         Path(storage).mkdir(parents=True, exist_ok=True)
+    data = {"datasets": {DATASET: ray.data.from_items(rows)},
+            "dataset_config": DataConfig(datasets_to_split=[])} if rows is not None else {}
     trainer = TorchTrainer(
         loop_fn,
         train_loop_config=loop_config,
+        **data,
         torch_config=TorchConfig(backend="nccl" if ray_cfg.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=ray_cfg.num_workers, use_gpu=ray_cfg.use_gpu,
                                      resources_per_worker={"CPU": ray_cfg.cpus_per_worker}),

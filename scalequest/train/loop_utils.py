@@ -1,28 +1,93 @@
-"""What the QPO (DPO) and difficulty training loops share: one loop function runs either in-process (tests,
-single-process runs) or as a Ray Train worker loop.
+"""The one training runtime of every job's worker loop (QFT and solver SFT, QPO's DPO, the difficulty scorer).
 
-Under Ray Train (detected by `launcher.in_ray_train()`, or forced with `config["ray_train"]`) the loop uses the
-launcher's `prepare_worker` / `trainer_kwargs` / `finish` (DeepSpeed and the CPU workarounds live there) and reports
-checkpoints with `RayTrainReportCallback`; in-process it trains on this machine's device and saves with
-`save_model`. Test: `pytest tests/train`.
+A loop gets a plain dict (it travels to Ray Train workers) that its typed `LoopConfig` subclass validates, then:
+
+    c, ray_train = start(config, MyLoop)          # validate; DeepSpeed / CPU set-up (launcher.prepare_worker)
+    rows = train_rows(c, ray_train)               # the Ray Dataset "train" on Ray Train, c.rows in-process
+    args = training_args(DPOConfig, c, ray_train, beta=...)   # the one TrainingArguments builder
+    return train(trainer, c, ray_train)           # resume, fault drill, export, training.json
+
+On Ray Train (`launcher.run_training`) the rows travel as a Ray Dataset, not in the loop config, so workers on
+other nodes need no shared disk for them; checkpoints go to `train.ray.storage_path` every `save_steps`, and a
+worker group restarted after a failure (`train.ray.max_failures`) resumes from the latest. In-process (tests,
+`--in-process`) the same loop trains on this machine without Ray. Test: `pytest tests/train`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from scalequest.config import RayTrainConfig, TrainingHparams
 
 log = logging.getLogger(__name__)
 
+SUMMARY_FILE = "training.json"
+DATASET = "train"  # the Ray Dataset name run_training passes and train_rows reads
 
-def under_ray_train(config: dict) -> bool:
-    """True inside a Ray Train worker (or when `config["ray_train"]` says so)."""
-    if config.get("ray_train") is not None:
-        return bool(config["ray_train"])
+
+class LoopConfig(BaseModel):
+    """What every worker loop receives. Subclasses add `hparams` (the job's typed config section) and their own
+    fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hparams: TrainingHparams
+    ray: RayTrainConfig
+    base_model: str
+    output_dir: str
+    work_dir: str | None = None     # trainer scratch (checkpoints before Ray Train persists them); None: a temp dir
+    seed: int = 0
+    rows: list[dict[str, Any]] | None = None  # in-process; on Ray Train run_training passes them as a Ray Dataset
+    in_process: bool | None = None  # None: detect (launcher.in_ray_train)
+    stats_path: str | None = None   # per-rank throughput JSON (launcher.write_stats, for bench/)
+
+
+def under_ray_train(c: LoopConfig) -> bool:
+    """True inside a Ray Train worker, unless the config says it runs in-process."""
+    if c.in_process is not None:
+        return not c.in_process
     from scalequest.train.launcher import in_ray_train
 
     return in_ray_train()
+
+
+def start(config: dict | LoopConfig, cls: type[LoopConfig]) -> tuple[LoopConfig, bool]:
+    """(validated config, runs under Ray Train); prepares this process (DeepSpeed on CPU, a lone process's
+    distributed env) before any model is loaded, as ZeRO-3 needs."""
+    from scalequest.train.launcher import prepare_worker
+
+    c = config if isinstance(config, cls) else cls.model_validate(config)
+    if not c.work_dir:
+        c = c.model_copy(update={"work_dir": tempfile.mkdtemp(prefix="scalequest-train-")})
+        _TEMP_DIRS.append(c.work_dir)
+    prepare_worker(c.ray)
+    return c, under_ray_train(c)
+
+
+_TEMP_DIRS: list[str] = []  # scratch folders `start` made, removed by `train` at the end
+
+
+def train_rows(c: LoopConfig, ray_train: bool) -> list[dict]:
+    """The training rows: the config's in-process, else the whole Ray Dataset 'train' (not split: the trainer's
+    distributed sampler gives each worker its share, as it does in-process)."""
+    if c.rows is not None:
+        return c.rows
+    if not ray_train:
+        raise ValueError("training loop: no rows — give LoopConfig.rows or run it through launcher.run_training")
+    import ray.train
+
+    return list(ray.train.get_dataset_shard(DATASET).iter_rows())
 
 
 def world_size(ray_train: bool) -> int:
@@ -45,71 +110,86 @@ def grad_accum(effective_batch: int, per_device_batch: int, workers: int, key: s
     return effective_batch // per_step
 
 
-def ray_train_cfg(config: dict):
-    from scalequest.config import RayTrainConfig
+def training_args(args_cls, c: LoopConfig, ray_train: bool, **specific):
+    """The job's `TrainingArguments` (or TRL config: SFTConfig, DPOConfig) from its hyperparameters: schedule,
+    batch and accumulation (`grad_accum`), checkpointing (Ray Train only: every `save_steps` into scratch, which
+    RayTrainReportCallback persists), logging, seed, and the device / precision / DeepSpeed keywords of
+    `launcher.trainer_kwargs`. `specific`: the job's own arguments (beta, max_length, ...)."""
+    from scalequest.train.launcher import trainer_kwargs
 
-    return RayTrainConfig(**config.get("ray", {}))
-
-
-def setup(config: dict) -> bool:
-    """Prepare this process for training; returns whether it runs under Ray Train."""
-    ray_train = under_ray_train(config)
-    if ray_train:
-        from scalequest.train.launcher import prepare_worker
-
-        prepare_worker(ray_train_cfg(config))
-    return ray_train
-
-
-def args_kwargs(config: dict, ray_train: bool) -> dict:
-    """Device, precision, saving and logging keyword arguments for `TrainingArguments` / TRL configs.
-
-    TRL configs default to bf16 and gradient checkpointing even on CPU, so both are always set explicitly.
-    """
-    import torch
-
-    kwargs = {"report_to": [], "logging_steps": config.get("logging_steps", 5), "logging_first_step": True,
-              "gradient_checkpointing": False, "seed": config.get("seed", 0), "disable_tqdm": True}
-    if ray_train:
-        from scalequest.train.launcher import trainer_kwargs
-
-        # RayTrainReportCallback reports on every save; a step strategy also saves at the last step.
-        kwargs.update(save_strategy="steps", save_steps=config.get("save_steps", 500), save_total_limit=1,
-                      ddp_find_unused_parameters=False)  # True (the default here) costs a graph walk per step
-        kwargs.update(trainer_kwargs(ray_train_cfg(config)))
-    else:
-        cuda = torch.cuda.is_available()
-        kwargs.update(save_strategy="no", use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported())
-    return kwargs
+    hp = c.hparams
+    return args_cls(
+        output_dir=str(Path(c.work_dir) / "checkpoints"),
+        num_train_epochs=hp.epochs,
+        max_steps=hp.max_steps or -1,
+        learning_rate=hp.learning_rate,
+        lr_scheduler_type=hp.lr_scheduler,
+        warmup_steps=hp.warmup(),  # a float below 1 is a share of the steps
+        per_device_train_batch_size=hp.per_device_batch,
+        gradient_accumulation_steps=grad_accum(hp.effective_batch, hp.per_device_batch, world_size(ray_train)),
+        logging_steps=1,
+        logging_first_step=True,
+        save_strategy="steps" if ray_train else "no",
+        save_steps=hp.save_steps,
+        save_total_limit=1,  # the local copy only lives until Ray Train has persisted it
+        seed=c.seed,
+        **trainer_kwargs(c.ray),
+        **specific,
+    )
 
 
-def wrap(trainer, ray_train: bool):
-    """Log the loss through `logging`; under Ray Train also report metrics and checkpoints to Ray."""
-    from scalequest.train.launcher import progress_callbacks
+def train(trainer, c: LoopConfig, ray_train: bool, **extra) -> dict:
+    """Run `trainer` to the end and export: progress through `logging`; under Ray Train, checkpoints reported to
+    Ray Train, resume from the latest after a restart, and the `train.ray.kill_worker_at_step` drill; then the
+    plain bf16 HF folder at `c.output_dir` (`launcher.finish`, every rank) and `summary`. Returns the summary
+    (`extra` added to it)."""
+    from transformers.trainer_callback import PrinterCallback
 
-    trainer.add_callback(progress_callbacks()[0])
-    if not ray_train:
-        return trainer
-    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+    from scalequest.train.launcher import finish, progress_callbacks, resume_checkpoint, write_stats
 
-    trainer.add_callback(RayTrainReportCallback())
-    return prepare_trainer(trainer)
+    trainer.remove_callback(PrinterCallback)  # the progress callback logs the same through `logging`
+    progress, timer = progress_callbacks()
+    trainer.add_callback(progress)
+    trainer.add_callback(timer)
+    with resume_checkpoint() if ray_train else contextlib.nullcontext() as resume:
+        if ray_train:
+            from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+
+            trainer.add_callback(RayTrainReportCallback())
+            if c.ray.kill_worker_at_step and resume is None:  # after the report callback: the checkpoint is out
+                trainer.add_callback(_kill_after_checkpoint(c.ray.kill_worker_at_step))
+            trainer = prepare_trainer(trainer)
+        output = trainer.train(resume_from_checkpoint=resume)
+        resumed_from = _checkpoint_step(resume)
+    finish(trainer, c.output_dir)
+    if c.stats_path:
+        write_stats(Path(c.stats_path), timer, trainer, output.metrics)
+    while _TEMP_DIRS:
+        shutil.rmtree(_TEMP_DIRS.pop(), ignore_errors=True)
+    return summary(trainer, c.output_dir, resumed_from_step=resumed_from, **extra)
 
 
-def export(trainer, tokenizer, output_dir: str, ray_train: bool) -> None:
-    """Write the trained model as a plain Hugging Face folder (under Ray: the launcher gathers ZeRO-3 shards)."""
-    if ray_train:
-        from scalequest.train.launcher import finish
-
-        finish(trainer, output_dir)
-        return
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    trainer.save_model(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    log.info("exported %s", output_dir)
+def _checkpoint_step(path: str | None) -> int | None:
+    if not path:
+        return None
+    state = Path(path) / "trainer_state.json"
+    return json.loads(state.read_text())["global_step"] if state.is_file() else None
 
 
-SUMMARY_FILE = "training.json"
+def _kill_after_checkpoint(step: int):
+    """The fault drill's callback: worker 0 SIGKILLs its own process once the checkpoint of `step` is saved and
+    reported (a few seconds' grace so Ray Train's controller has registered it)."""
+    from transformers import TrainerCallback
+
+    class KillAfterCheckpoint(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == step and state.is_world_process_zero:
+                log.warning("fault drill (train.ray.kill_worker_at_step=%d): killing worker 0 (pid %d)", step,
+                            os.getpid())
+                time.sleep(5)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return KillAfterCheckpoint()
 
 
 def summary(trainer, output_dir: str, **extra) -> dict:
@@ -127,6 +207,17 @@ def summary(trainer, output_dir: str, **extra) -> dict:
 def read_summary(output_dir: str) -> dict:
     """What `summary` wrote for the run that exported to `output_dir`."""
     return json.loads((Path(output_dir) / SUMMARY_FILE).read_text())
+
+
+def run(loop_fn, c: LoopConfig, name: str, cfg, *, in_process: bool = False) -> dict:
+    """Run `loop_fn` with `c`: in this process, or on Ray Train per `cfg.train.ray` (joined through `cfg.ray`) with
+    the rows as a Ray Dataset. Returns the loop's summary (read back from training.json on Ray Train)."""
+    if in_process:
+        return loop_fn(c.model_copy(update={"in_process": True}).model_dump(mode="json"))
+    from scalequest.train.launcher import run_training
+
+    run_training(loop_fn, c, cfg.train.ray, name, cfg.ray)
+    return read_summary(c.output_dir)
 
 
 def local_path(path: str) -> str:

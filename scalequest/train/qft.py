@@ -14,24 +14,13 @@ Test: `pytest tests/train` (in-process steps, masks, export → vLLM; the Ray Tr
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from scalequest.config import CausalLMTraining, SynthesisConfig
 from scalequest.errors import ConfigError
-from scalequest.train.launcher import (
-    finish,
-    in_ray_train,
-    prepare_worker,
-    progress_callbacks,
-    resolve,
-    resume_checkpoint,
-    run_training,
-    trainer_kwargs,
-    write_stats,
-)
+from scalequest.train import loop_utils
+from scalequest.train.launcher import resolve, run_training
 
 log = logging.getLogger(__name__)
 
@@ -56,88 +45,49 @@ def qft_prompt(template: str, custom_prefix: str | None, tokenizer) -> tuple[str
 def grad_accum_steps(q: CausalLMTraining, num_workers: int, key: str = "train.qft") -> int:
     """Gradient accumulation so that per_device_batch × workers × accumulation = effective_batch
     (`loop_utils.grad_accum`, the rule every job shares)."""
-    from scalequest.train.loop_utils import grad_accum
-
-    return grad_accum(q.effective_batch, q.per_device_batch, num_workers, key)
+    return loop_utils.grad_accum(q.effective_batch, q.per_device_batch, num_workers, key)
 
 
-def sft_args(config: dict, ray_cfg, tokenizer):
-    """The `SFTConfig` for one worker (call after `prepare_worker`, before loading the model: ZeRO-3 needs that)."""
+class SFTLoop(loop_utils.LoopConfig):
+    """`sft_loop`'s config: rows are {prompt, completion}; `eos` ends each completion."""
+
+    hparams: CausalLMTraining
+    eos: str
+
+
+def sft_args(c: SFTLoop, tokenizer, ray_train: bool):
+    """The `SFTConfig` for one worker (`loop_utils.training_args` plus SFT's own: loss on completions only)."""
     from trl import SFTConfig
 
-    q = CausalLMTraining.model_validate(config["hparams"])
-    eos = config["eos"]
-    in_ray = in_ray_train()
-    return SFTConfig(
-        output_dir=config["work_dir"],
-        num_train_epochs=q.epochs,
-        max_steps=q.max_steps or -1,
-        learning_rate=q.learning_rate,
-        lr_scheduler_type=q.lr_scheduler,
-        warmup_steps=q.warmup_ratio,  # a float below 1 is a share of the steps
-        per_device_train_batch_size=q.per_device_batch,
-        gradient_accumulation_steps=config["grad_accum"],
-        max_length=q.max_length,
-        packing=q.packing,
+    return loop_utils.training_args(
+        SFTConfig, c, ray_train, max_length=c.hparams.max_length, packing=c.hparams.packing,
         completion_only_loss=True,
         # TRL appends the tokenizer's EOS to every completion unless it already ends with it: make that our end of
         # turn when it is one token (ChatML <|im_end|>); a text stop ('\n\nAssistant:') stays text + the model's EOS
-        eos_token=eos if eos in tokenizer.get_vocab() else None,
-        logging_steps=1,
-        save_strategy="steps" if in_ray else "no",  # checkpoints go to Ray Train storage
-        save_steps=q.save_steps,
-        save_total_limit=1,  # the local copy only lives until Ray Train has persisted it
-        seed=config.get("seed", 0),
-        **trainer_kwargs(ray_cfg),
-    )
+        eos_token=c.eos if c.eos in tokenizer.get_vocab() else None)
 
 
-def sft_loop(config: dict) -> None:
+def sft_loop(config: dict) -> dict:
     """The per-worker prompt/completion fine-tune, for QFT and solver SFT (Ray Train worker, or a plain process for
-    tests and debugging): TRL's SFTTrainer with the loss on the completions only.
-
-    `config`: hparams (`CausalLMTraining.hparams()`), ray (RayTrainConfig dict), base_model, output_dir, rows
-    ({prompt, completion}), eos, grad_accum, seed; optional work_dir (trainer scratch; default a temp dir) and
-    stats_path (per-rank throughput JSON, for bench/).
-    """
+    tests and debugging): TRL's SFTTrainer with the loss on the completions only. `config`: an `SFTLoop`."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
 
-    ray_cfg = prepare_worker(config["ray"])
-    scratch = None if config.get("work_dir") else tempfile.mkdtemp(prefix="scalequest-sft-")
-    config = {**config, "work_dir": config.get("work_dir") or scratch}
-    tokenizer = AutoTokenizer.from_pretrained(config["base_model"])
-    args = sft_args(config, ray_cfg, tokenizer)
+    c, ray_train = loop_utils.start(config, SFTLoop)
+    tokenizer = AutoTokenizer.from_pretrained(c.base_model)
+    args = sft_args(c, tokenizer, ray_train)
     # DeepSpeed on GPU keeps fp32 master weights itself, so bf16 loading halves memory; otherwise the optimizer
     # steps on the loaded weights, which must then be fp32. The export is bf16 either way.
-    half = ray_cfg.use_gpu and ray_cfg.deepspeed
-    model = AutoModelForCausalLM.from_pretrained(config["base_model"], dtype=torch.bfloat16 if half else torch.float32)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(config["rows"]),
+    half = c.ray.use_gpu and c.ray.deepspeed
+    model = AutoModelForCausalLM.from_pretrained(c.base_model, dtype=torch.bfloat16 if half else torch.float32)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(loop_utils.train_rows(c, ray_train)),
                          processing_class=tokenizer)
-    trainer.remove_callback(PrinterCallback)  # progress_callbacks log the same through `logging`
-    progress, timer = progress_callbacks()
-    trainer.add_callback(progress)
-    trainer.add_callback(timer)
-    if in_ray_train():
-        from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
-
-        trainer.add_callback(RayTrainReportCallback())
-        trainer = prepare_trainer(trainer)
-    try:
-        with resume_checkpoint() as resume:  # a restart after a failure continues from the latest checkpoint
-            output = trainer.train(resume_from_checkpoint=resume)
-        finish(trainer, config["output_dir"])
-        if config.get("stats_path"):
-            write_stats(Path(config["stats_path"]), timer, trainer, output.metrics)
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+    return loop_utils.train(trainer, c, ray_train)
 
 
-def build_qft_job(cfg: SynthesisConfig, name: str | None = None) -> tuple[dict, object, str]:
+def build_qft_job(cfg: SynthesisConfig, name: str | None = None) -> tuple[SFTLoop, object, str]:
     """(loop config, resolved RayTrainConfig, run name) for `cfg.train.qft`, checked before Ray starts."""
     from transformers import AutoTokenizer
 
@@ -159,10 +109,8 @@ def build_qft_job(cfg: SynthesisConfig, name: str | None = None) -> tuple[dict, 
              grad_accum)
     output_dir = str(Path(q.output_dir).expanduser().resolve())  # workers run in other folders
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    loop_config = {
-        "hparams": q.hparams(), "ray": ray_cfg.model_dump(), "base_model": base, "output_dir": output_dir,
-        "rows": qft_rows(questions, prefix, eos), "eos": eos, "grad_accum": grad_accum, "seed": cfg.seed,
-    }
+    loop_config = SFTLoop(hparams=q.hparams(), ray=ray_cfg, base_model=base, output_dir=output_dir,
+                          rows=qft_rows(questions, prefix, eos), eos=eos, seed=cfg.seed)
     return loop_config, ray_cfg, name or f"{cfg.name}-qft-{stamp}"
 
 
@@ -170,7 +118,7 @@ def run_qft(cfg: SynthesisConfig) -> Path:
     """Question fine-tuning on Ray Train; returns the exported generator folder (`train.qft.output_dir`)."""
     loop_config, ray_cfg, name = build_qft_job(cfg)
     result = run_training(sft_loop, loop_config, ray_cfg, name, cfg.ray)
-    output_dir = Path(loop_config["output_dir"])
+    output_dir = Path(loop_config.output_dir)
     _write_run_config(cfg, Path(result.path))
     log.info("QFT done: model %s, checkpoints %s", output_dir, result.path)
     return output_dir

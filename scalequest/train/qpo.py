@@ -15,6 +15,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from scalequest.config import QPOConfig
 from scalequest.errors import ConfigError
 from scalequest.train import loop_utils
 from scalequest.train.qpo_data import read_pairs
@@ -27,42 +28,35 @@ def with_end(text: str, end_of_turn: str) -> str:
     return text if not end_of_turn or text.endswith(end_of_turn) else text + end_of_turn
 
 
+class DPOLoop(loop_utils.LoopConfig):
+    """`dpo_loop`'s config: base_model is the QFT model (policy start and reference); rows are {prompt, chosen,
+    rejected} with the end of turn on both questions (`dpo_rows`)."""
+
+    hparams: QPOConfig
+
+
+def dpo_rows(pairs: list[dict], end_of_turn: str) -> list[dict]:
+    """TRL preference rows from pairs: chosen/rejected as the generator should write them (text + end of turn)."""
+    return [{"prompt": p["prompt"], "chosen": with_end(p["chosen"], end_of_turn),
+             "rejected": with_end(p["rejected"], end_of_turn)} for p in pairs]
+
+
 def dpo_loop(config: dict) -> dict:
-    """DPO on the 'train' split of `config["pairs_file"]` starting from (and referenced to) `config["qft_model"]`;
-    exports to `config["output_dir"]`. Keys: qft_model, pairs_file, output_dir, work_dir, end_of_turn, beta,
-    learning_rate, epochs, max_steps, lr_scheduler, warmup_steps, max_length, per_device_batch, effective_batch,
-    seed, ray (RayTrainConfig dict)."""
+    """DPO on `config`'s rows from (and referenced to) the QFT model, exported to output_dir (a `DPOLoop`)."""
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    ray_train = loop_utils.setup(config)
-    tok = AutoTokenizer.from_pretrained(config["qft_model"])
+    c, ray_train = loop_utils.start(config, DPOLoop)
+    tok = AutoTokenizer.from_pretrained(c.base_model)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     # fp32 master weights: at DPO's learning rate (5e-7) bf16 weights would not move at all
-    model = AutoModelForCausalLM.from_pretrained(config["qft_model"], dtype="float32")
-    eot = config["end_of_turn"]
-    pairs = read_pairs(config["pairs_file"], "train")
-    if not pairs:
-        raise ValueError(f"dpo_loop: no 'train' pairs in {config['pairs_file']} — sample more questions "
-                         "(train.qpo.num_samples) or check the drop counts in pairs.drops.json")
-    ds = datasets.Dataset.from_list([{"prompt": p["prompt"], "chosen": with_end(p["chosen"], eot),
-                                      "rejected": with_end(p["rejected"], eot)} for p in pairs])
-    accum = loop_utils.grad_accum(config["effective_batch"], config["per_device_batch"],
-                                  loop_utils.world_size(ray_train))
-    args = DPOConfig(
-        output_dir=str(Path(config["work_dir"]) / "checkpoints"), beta=config["beta"],
-        learning_rate=config["learning_rate"], num_train_epochs=config["epochs"],
-        max_steps=config.get("max_steps") or -1, lr_scheduler_type=config["lr_scheduler"],
-        warmup_steps=config["warmup_steps"], max_length=config["max_length"],
-        per_device_train_batch_size=config["per_device_batch"], gradient_accumulation_steps=accum,
-        **loop_utils.args_kwargs(config, ray_train))
-    trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)  # ref = a copy of qft_model
-    trainer = loop_utils.wrap(trainer, ray_train)
-    trainer.train()
-    loop_utils.export(trainer, tok, config["output_dir"], ray_train)
-    return loop_utils.summary(trainer, config["output_dir"])
+    model = AutoModelForCausalLM.from_pretrained(c.base_model, dtype="float32")
+    ds = datasets.Dataset.from_list(loop_utils.train_rows(c, ray_train))
+    args = loop_utils.training_args(DPOConfig, c, ray_train, beta=c.hparams.beta, max_length=c.hparams.max_length)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)  # ref = a copy of the model
+    return loop_utils.train(trainer, c, ray_train)
 
 
 def completion_logps(model, tok, prompt: str, completions: list[str]) -> list[tuple[float, int]]:
@@ -144,25 +138,21 @@ def run_qpo(cfg, *, in_process: bool = False) -> Path:
     data_dir = Path(q.data_dir) / f"{cfg.name}-{stamp}"
     pairs_file = Path(q.pairs) if q.pairs else build_qpo_data(cfg, data_dir)
     _, stops = prompt_and_stops(q)
-    config = {
-        **{k: getattr(q, k) for k in ("beta", "learning_rate", "epochs", "max_steps", "lr_scheduler",
-                                      "warmup_steps", "max_length", "per_device_batch", "effective_batch")},
-        "qft_model": loop_utils.local_path(q.qft_model), "pairs_file": str(pairs_file.resolve()),
-        "output_dir": str(Path(q.output_dir).resolve()), "work_dir": str(data_dir.resolve()),
-        "end_of_turn": stops[0] if stops else "", "seed": cfg.seed, "ray": cfg.train.ray.model_dump()}
-    if in_process:
-        result = dpo_loop({**config, "ray_train": False})
-    else:
-        from scalequest.train.launcher import run_training
-
-        run_training(dpo_loop, config, cfg.train.ray, "qpo", cfg.ray)
-        result = loop_utils.read_summary(config["output_dir"])
+    end_of_turn = stops[0] if stops else ""
+    train_pairs = read_pairs(pairs_file, "train")
+    if not train_pairs:
+        raise ConfigError(f"train.qpo: no 'train' pairs in {pairs_file} — sample more questions "
+                          "(train.qpo.num_samples) or check the drop counts in pairs.drops.json")
+    c = DPOLoop(hparams=q, ray=cfg.train.ray, base_model=loop_utils.local_path(q.qft_model),
+                output_dir=str(Path(q.output_dir).resolve()), work_dir=str(data_dir.resolve()), seed=cfg.seed,
+                rows=dpo_rows(train_pairs, end_of_turn))
+    result = loop_utils.run(dpo_loop, c, "qpo", cfg, in_process=in_process)
     report = {"pairs_file": str(pairs_file), "training": {k: v for k, v in (result or {}).items()
                                                           if k != "log_history"}}
     for split in ("holdout", "train"):
         pairs = read_pairs(pairs_file, split)[:200]
-        report[split] = {"qft": preference_accuracy(q.qft_model, None, pairs, config["end_of_turn"]),
-                         "trained": preference_accuracy(q.output_dir, q.qft_model, pairs, config["end_of_turn"])}
+        report[split] = {"qft": preference_accuracy(q.qft_model, None, pairs, end_of_turn),
+                         "trained": preference_accuracy(q.output_dir, q.qft_model, pairs, end_of_turn)}
     drops = pairs_file.with_name("pairs.drops.json")
     if drops.is_file():
         import json

@@ -102,7 +102,7 @@ def fit(rows: list[dict], tokenizer, max_length: int) -> list[dict]:
     return kept
 
 
-def build_sft_job(cfg, data: list[str] | None = None, name: str | None = None) -> tuple[dict, object, str]:
+def build_sft_job(cfg, data: list[str] | None = None, name: str | None = None) -> tuple[object, object, str]:
     """(loop config, resolved RayTrainConfig, run name) for `cfg.train.sft` plus the run folders in `data`, checked
     before Ray starts."""
     from transformers import AutoTokenizer
@@ -110,7 +110,7 @@ def build_sft_job(cfg, data: list[str] | None = None, name: str | None = None) -
     from scalequest.engines.chat import ChatFormatter
     from scalequest.runtime import check_model_path
     from scalequest.train.launcher import resolve
-    from scalequest.train.qft import grad_accum_steps
+    from scalequest.train.qft import SFTLoop, grad_accum_steps
 
     s = cfg.train.sft
     if s is None:
@@ -137,8 +137,8 @@ def build_sft_job(cfg, data: list[str] | None = None, name: str | None = None) -
              len(runs), len(s.extra_data), eos, grad_accum)
     output_dir = str(Path(s.output_dir).expanduser().resolve())
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    loop_config = {"hparams": s.hparams(), "ray": ray_cfg.model_dump(), "base_model": base, "output_dir": output_dir,
-                   "rows": rows, "eos": eos, "grad_accum": grad_accum, "seed": cfg.seed}
+    loop_config = SFTLoop(hparams=s.hparams(), ray=ray_cfg, base_model=base, output_dir=output_dir, rows=rows, eos=eos,
+                          seed=cfg.seed)
     return loop_config, ray_cfg, name or f"{cfg.name}-sft-{stamp}"
 
 
@@ -149,5 +149,5 @@ def run_sft(cfg, data: list[str] | None = None) -> Path:
 
     loop_config, ray_cfg, name = build_sft_job(cfg, data)
     result = run_training(sft_loop, loop_config, ray_cfg, name, cfg.ray)
-    log.info("SFT done: model %s, checkpoints %s", loop_config["output_dir"], result.path)
-    return Path(loop_config["output_dir"])
+    log.info("SFT done: model %s, checkpoints %s", loop_config.output_dir, result.path)
+    return Path(loop_config.output_dir)

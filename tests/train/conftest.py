@@ -75,15 +75,15 @@ def trained_qft(tmp_path_factory, tiny_model):
     from transformers import AutoTokenizer
 
     from scalequest.config import QFTConfig, RayTrainConfig
-    from scalequest.train.qft import qft_prompt, qft_rows, sft_loop
+    from scalequest.train.qft import SFTLoop, qft_prompt, qft_rows, sft_loop
 
     tmp = tmp_path_factory.mktemp("qft")
     prefix, eos = qft_prompt("auto", None, AutoTokenizer.from_pretrained(tiny_model))
     q = QFTConfig(base_model=str(tiny_model), max_steps=3, per_device_batch=2, effective_batch=2,
                   learning_rate=1e-3, output_dir=str(tmp / "out"))
-    config = {"hparams": q.hparams(), "ray": RayTrainConfig(num_workers=1).model_dump(), "base_model": str(tiny_model),
-              "output_dir": str(tmp / "out"), "rows": qft_rows(QUESTIONS * 2, prefix, eos), "eos": eos,
-              "grad_accum": 1, "seed": 0, "work_dir": str(tmp / "work"), "stats_path": str(tmp / "stats")}
+    config = SFTLoop(hparams=q.hparams(), ray=RayTrainConfig(num_workers=1), base_model=str(tiny_model),
+                     output_dir=str(tmp / "out"), rows=qft_rows(QUESTIONS * 2, prefix, eos), eos=eos,
+                     work_dir=str(tmp / "work"), stats_path=str(tmp / "stats"), in_process=True).model_dump()
     records = _Collect()
     logger = logging.getLogger("scalequest.train")
     old_level = logger.level
@@ -127,3 +127,22 @@ def synth_run(tmp_path) -> Path:
     WriteShards(run)(pa.Table.from_pydict(cols, schema=schema))
     return run
 
+
+class Drill:
+    """The fault drill of the Ray Train tests: worker 0 SIGKILLs itself after the checkpoint of step 1 of 2
+    (`train.ray.kill_worker_at_step`) and Ray Train restarts the group once (`max_failures`)."""
+
+    overrides = ["train.ray.kill_worker_at_step=1", "train.ray.max_failures=1"]
+
+    @staticmethod
+    def assert_resumed(output_dir, steps: int = 2) -> None:
+        """The job ran all its steps and its restarted workers resumed from the checkpoint of step 1."""
+        from scalequest.train.loop_utils import read_summary
+
+        summary = read_summary(str(output_dir))
+        assert summary["global_step"] == steps and summary["resumed_from_step"] == 1, summary
+
+
+@pytest.fixture
+def drill() -> Drill:
+    return Drill()

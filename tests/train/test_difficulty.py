@@ -146,11 +146,13 @@ def test_score_by_length_batches_short_texts_together_and_keeps_order():
 
 
 def _loop_config(base, tmp_path, rows, **kw):
-    train_file = _jsonl(tmp_path / "train.jsonl", rows)
-    return {"base_model": str(base), "train_file": str(train_file), "output_dir": str(tmp_path / "scorer"),
-            "work_dir": str(tmp_path / "work"), "learning_rate": 1e-3, "epochs": 1.0, "max_steps": 2,
-            "lr_scheduler": "cosine", "warmup_ratio": 0.0, "max_length": 64, "per_device_batch": 4,
-            "effective_batch": 4, "seed": 0, "logging_steps": 1, "ray_train": False, **kw}
+    from scalequest.config import DifficultyTrainConfig, RayTrainConfig
+    from scalequest.train.difficulty import DifficultyLoop
+
+    d = DifficultyTrainConfig(base_model=str(base), learning_rate=1e-3, max_steps=2, warmup_ratio=0.0, max_length=64,
+                              per_device_batch=4, effective_batch=4, **kw)
+    return DifficultyLoop(hparams=d, ray=RayTrainConfig(num_workers=1), base_model=str(base), rows=rows,
+                          output_dir=str(tmp_path / "scorer"), in_process=True).model_dump()
 
 
 def test_difficulty_loop_trains_and_exports_a_scorer(tiny_model, tmp_path):
@@ -221,18 +223,25 @@ def test_load_labelled_refuses_an_empty_training_set(tmp_path, tiny_model):
 
 @pytest.mark.parametrize("in_process", [True, pytest.param(False, marks=[pytest.mark.ray, pytest.mark.slow],
                                                            id="ray-train")])
-def test_run_difficulty_writes_model_and_report(tmp_path, tiny_model, in_process):
-    """In this process, and on Ray Train (2 CPU workers, the CLI's default)."""
+def test_run_difficulty_writes_model_and_report(tmp_path, tiny_model, in_process, drill):
+    """In this process, and on Ray Train (2 CPU workers, the CLI's default) with a worker killed after the
+    checkpoint of step 1 of 2 and the restarted workers resuming from it."""
     from scalequest.engines.scorers import SequenceScorer
 
     data = _jsonl(tmp_path / "math_train.jsonl", MATH_ROWS[:16])
     # an effective batch of 8: 4 per worker on 2 Ray Train workers, or 4 × 2 accumulation steps in this process
-    out = run_difficulty(_cfg(tmp_path, tiny_model, data, **{"train.difficulty.effective_batch": 8}),
+    extra = {} if in_process else {**dict(o.split("=") for o in drill.overrides), "train.difficulty.max_steps": 2,
+                                   "train.difficulty.save_steps": 1}
+    out = run_difficulty(_cfg(tmp_path, tiny_model, data, **{"train.difficulty.effective_batch": 8}, **extra),
                          in_process=in_process)
 
     report = json.loads((out / "report.json").read_text())
     assert report["labels"]["train"] == 12 and report["labels"]["holdout"] == 4
-    assert report["training"]["global_step"] == 1 and report["training"]["losses"]
+    assert report["training"]["losses"]
+    if in_process:
+        assert report["training"]["global_step"] == 1
+    else:
+        drill.assert_resumed(out)
     assert report["eval_questions"] == 16 and "spearman_math_level" in report and "spearman_holdout_label" in report
     assert (out / "scalequest-config.yaml").is_file()
     assert len(SequenceScorer(str(out)).score(["What is 2+2?"])) == 1

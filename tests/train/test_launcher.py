@@ -80,3 +80,19 @@ def test_to_bf16_rewrites_fp32_weights_and_the_config_dtype(tmp_path):
     tensors = load_file(tmp_path / "model.safetensors")
     assert tensors["w"].dtype == torch.bfloat16 and tensors["ids"].dtype == torch.int64
     assert json.loads((tmp_path / "config.json").read_text())["dtype"] == "bfloat16"
+
+
+def test_the_fault_drill_needs_restarts_and_a_checkpoint_at_its_step(tmp_path):
+    """train.ray.kill_worker_at_step is refused before Ray starts when it would end the job (no restarts allowed)
+    or never fire (no checkpoint at that step)."""
+    from scalequest.config import CausalLMTraining, RayTrainConfig
+    from scalequest.errors import ConfigError
+    from scalequest.train.launcher import run_training
+    from scalequest.train.qft import SFTLoop, sft_loop
+
+    c = SFTLoop(hparams=CausalLMTraining(base_model="m", save_steps=2).hparams(), ray=RayTrainConfig(), eos="</s>",
+                base_model="m", output_dir=str(tmp_path), rows=[{"prompt": "p", "completion": "c"}])
+    with pytest.raises(ConfigError, match="max_failures"):
+        run_training(sft_loop, c, RayTrainConfig(kill_worker_at_step=2), "drill")
+    with pytest.raises(ConfigError, match=r"save_steps=2\) — pick a multiple"):
+        run_training(sft_loop, c, RayTrainConfig(kill_worker_at_step=3, max_failures=1), "drill")

@@ -5,7 +5,7 @@ import pytest
 
 from scalequest.config import QFTConfig, RayTrainConfig, load_config
 from scalequest.errors import ConfigError
-from scalequest.train.qft import build_qft_job, grad_accum_steps, qft_prompt, qft_rows, sft_args
+from scalequest.train.qft import SFTLoop, build_qft_job, grad_accum_steps, qft_prompt, qft_rows, sft_args
 
 SMOL_SYSTEM = "system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>"
 
@@ -47,8 +47,9 @@ def _prepared_rows(model_dir, questions, tmp_path):
     tok = AutoTokenizer.from_pretrained(model_dir)
     prefix, eos = qft_prompt("auto", None, tok)
     q = QFTConfig(base_model=str(model_dir), per_device_batch=2, effective_batch=2)
-    config = {"hparams": q.hparams(), "eos": eos, "grad_accum": 1, "work_dir": str(tmp_path / "work")}
-    args = sft_args(config, RayTrainConfig(num_workers=1), tok)
+    c = SFTLoop(hparams=q.hparams(), ray=RayTrainConfig(num_workers=1), base_model=str(model_dir), eos=eos,
+                output_dir=str(tmp_path / "out"), work_dir=str(tmp_path / "work"))
+    args = sft_args(c, tok, ray_train=False)
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args, processing_class=tok,
                          train_dataset=Dataset.from_list(qft_rows(questions, prefix, eos)))
     rows = list(trainer.train_dataset)
@@ -128,11 +129,11 @@ def test_build_qft_job_makes_rows_from_the_pipeline_prefix_and_absolute_paths(tm
     cfg = _tiny_cfg(tmp_path, **{"train.qft.base_model": tiny_model, "train.qft.data": f"[{gsm8k_file}, {math_file}]",
                                  "train.qft.output_dir": "rel/out", "train.ray.deepspeed": "zero2"})
     loop_config, ray_cfg, name = build_qft_job(cfg)
-    assert len(loop_config["rows"]) == 4 and loop_config["eos"] == "<|im_end|>"
-    assert {r["completion"] for r in loop_config["rows"]} == {q + "<|im_end|>" for q in questions}
-    assert loop_config["output_dir"].startswith("/") and loop_config["output_dir"].endswith("rel/out")
+    assert len(loop_config.rows) == 4 and loop_config.eos == "<|im_end|>"
+    assert {r["completion"] for r in loop_config.rows} == {q + "<|im_end|>" for q in questions}
+    assert loop_config.output_dir.startswith("/") and loop_config.output_dir.endswith("rel/out")
     assert ray_cfg.deepspeed.endswith("scalequest/train/deepspeed/zero2.json")
-    assert loop_config["ray"]["deepspeed"] == ray_cfg.deepspeed and loop_config["grad_accum"] == 1
+    assert loop_config.ray.deepspeed == ray_cfg.deepspeed
     assert name.startswith("tiny-qft-")
 
 

@@ -293,15 +293,17 @@ def _pairs_file(tmp_path, n=8):
 def test_dpo_loop_trains_and_exports_a_generator_vllm_loads(tiny_model, tiny_engine_cfg, tmp_path):
     from safetensors.torch import load_file
 
+    from scalequest.config import QPOConfig, RayTrainConfig
     from scalequest.engines.vllm_engine import VLLMEngine
-    from scalequest.train.qpo import dpo_loop
+    from scalequest.train.qpo import DPOLoop, dpo_loop, dpo_rows
 
     out = tmp_path / "qpo"
-    result = dpo_loop({
-        "qft_model": str(tiny_model), "pairs_file": str(_pairs_file(tmp_path)), "output_dir": str(out),
-        "work_dir": str(tmp_path / "work"), "end_of_turn": "<|im_end|>", "beta": 0.1, "learning_rate": 1e-3,
-        "epochs": 1.0, "max_steps": 2, "lr_scheduler": "cosine", "warmup_steps": 0, "max_length": 128,
-        "per_device_batch": 2, "effective_batch": 2, "seed": 0, "logging_steps": 1, "ray_train": False})
+    q = QPOConfig(qft_model=str(tiny_model), optimizer={"model": "smollm2"}, learning_rate=1e-3, max_steps=2,
+                  warmup_steps=0, max_length=128, per_device_batch=2, effective_batch=2)
+    rows = dpo_rows(read_pairs(_pairs_file(tmp_path), "train"), "<|im_end|>")
+    assert all(r["chosen"].endswith("<|im_end|>") and r["rejected"].endswith("<|im_end|>") for r in rows)
+    result = dpo_loop(DPOLoop(hparams=q, ray=RayTrainConfig(num_workers=1), base_model=str(tiny_model),
+                              output_dir=str(out), rows=rows, in_process=True).model_dump())
 
     assert result["global_step"] == 2 and len(result["losses"]) == 2
     before, after = load_file(tiny_model / "model.safetensors"), load_file(out / "model.safetensors")
@@ -353,20 +355,26 @@ def test_build_qpo_data_on_tiny_model_writes_every_file(tiny_model, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("in_process", [True, pytest.param(False, marks=pytest.mark.ray, id="ray-train")])
-def test_run_qpo_on_given_pairs_reports_both_rates(tiny_model, tmp_path, in_process):
-    """In this process, and on Ray Train (2 CPU workers, the CLI's default) joined through the config's `ray`."""
+def test_run_qpo_on_given_pairs_reports_both_rates(tiny_model, tmp_path, in_process, drill):
+    """In this process, and on Ray Train (2 CPU workers, the CLI's default) joined through the config's `ray`, with
+    a worker killed after the checkpoint of step 1 of 2 and the restarted workers resuming from it."""
     from scalequest.train.qpo import run_qpo
 
     pairs = _pairs_file(tmp_path)
     # an effective batch of 4: 2 per worker on 2 Ray Train workers, or 2 × 2 accumulation steps in this process
-    out = run_qpo(_qpo_cfg(tmp_path, tiny_model, f"train.qpo.pairs={pairs}", "train.qpo.effective_batch=4"),
+    extra = [] if in_process else [*drill.overrides, "train.qpo.max_steps=2", "train.qpo.save_steps=1"]
+    out = run_qpo(_qpo_cfg(tmp_path, tiny_model, f"train.qpo.pairs={pairs}", "train.qpo.effective_batch=4", *extra),
                   in_process=in_process)
     report = json.loads((out / "report.json").read_text())
     assert report["holdout"]["qft"]["pairs"] == 2 and report["train"]["trained"]["pairs"] == 6
     for split in ("holdout", "train"):
         assert 0.0 <= report[split]["qft"]["prefers_chosen"] <= 1.0
         assert 0.0 <= report[split]["trained"]["implicit_reward_accuracy"] <= 1.0
-    assert report["training"]["global_step"] == 1 and (out / "scalequest-config.yaml").is_file()
+    assert (out / "scalequest-config.yaml").is_file()
+    if in_process:
+        assert report["training"]["global_step"] == 1 and report["training"]["resumed_from_step"] is None
+    else:
+        drill.assert_resumed(out)
 
 
 def test_run_qpo_names_a_missing_qft_model(tmp_path, tiny_model):

@@ -20,9 +20,10 @@ def local_ray():
 @pytest.mark.ray
 @pytest.mark.slow
 def test_qft_on_ray_train_with_deepspeed_zero2_on_two_cpu_workers_checkpoints_and_exports_for_vllm(
-        tmp_path, tiny_model, tiny_engine_cfg, jsonl_writer):
+        tmp_path, tiny_model, tiny_engine_cfg, jsonl_writer, drill):
     """The whole QFT path: Ray Train TorchTrainer (gloo), DeepSpeed ZeRO-2 with the CPU workarounds, checkpoints in
-    the storage path, bf16 export that vLLM loads. The first DeepSpeed use JIT-compiles its CPU ops (~3-10 min,
+    the storage path, a worker killed after the first checkpoint (the fault drill) and the restarted workers
+    resuming from it, bf16 export that vLLM loads. The first DeepSpeed use JIT-compiles its CPU ops (~3-10 min,
     cached in ~/.cache/scalequest/torch_extensions)."""
     from scalequest.engines.base import Sampling
     from scalequest.engines.vllm_engine import VLLMEngine
@@ -34,8 +35,9 @@ def test_qft_on_ray_train_with_deepspeed_zero2_on_two_cpu_workers_checkpoints_an
         f"train.qft.base_model={tiny_model}", f"train.qft.data=[{data}]", "train.qft.max_steps=2",
         "train.qft.per_device_batch=2", "train.qft.effective_batch=4", "train.qft.save_steps=1",
         f"train.qft.output_dir={out}", "train.ray.deepspeed=zero2", f"train.ray.storage_path={storage}",
-    ])
+        *drill.overrides])
     assert run_qft(cfg) == out
+    drill.assert_resumed(out)
 
     [run] = storage.iterdir()
     checkpoints = sorted(run.glob("checkpoint_*/checkpoint"))
@@ -54,9 +56,10 @@ def test_qft_on_ray_train_with_deepspeed_zero2_on_two_cpu_workers_checkpoints_an
 @pytest.mark.ray
 @pytest.mark.slow
 def test_sft_on_a_runs_kept_pairs_on_ray_train_exports_a_solver_that_scalequest_eval_scores(
-        tmp_path, tiny_model, tiny_llm, synth_run):
+        tmp_path, tiny_model, tiny_llm, synth_run, drill):
     """`scalequest train sft` end to end: the kept pairs of a run folder, TRL SFT on 2 Ray Train CPU workers with
-    DeepSpeed ZeRO-2, a bf16 export that vLLM loads, and `scalequest eval` over it."""
+    DeepSpeed ZeRO-2, a worker killed after the first checkpoint and resumed from it, a bf16 export that vLLM
+    loads, and `scalequest eval` over it."""
     import json
 
     from scalequest.evaluation.run import run_eval
@@ -67,8 +70,9 @@ def test_sft_on_a_runs_kept_pairs_on_ray_train_exports_a_solver_that_scalequest_
         *tiny_llm, f"train.sft.base_model={tiny_model}", "train.sft.max_steps=2", "train.sft.save_steps=1",
         "train.sft.max_length=512", f"train.sft.output_dir={out}", "train.ray.deepspeed=zero2",
         f"train.ray.storage_path={tmp_path / 'runs'}", "eval.limit=3", "eval.sampling.max_tokens=8",
-        f"eval.output_dir={tmp_path / 'evals'}"])
+        f"eval.output_dir={tmp_path / 'evals'}", *drill.overrides])
     assert run_sft(cfg, [str(synth_run)]) == out
+    drill.assert_resumed(out)
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     folder, results = run_eval(cfg, str(out), ["gsm8k"])  # its own in-process vLLM engine on the export
     gsm8k = results["benchmarks"]["gsm8k"]

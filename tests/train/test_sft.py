@@ -53,4 +53,4 @@ def test_build_sft_job_refuses_no_section_no_data_and_a_run_without_kept_pairs(t
                       [str(synth_run)])
     loop_config, _, name = build_sft_job(load_config("tiny", [f"train.sft.base_model={tiny_model}",
                                                               "train.sft.max_pairs=3"]), [str(synth_run)])
-    assert len(loop_config["rows"]) == 3 and loop_config["hparams"]["max_length"] == 512 and "-sft-" in name
+    assert len(loop_config.rows) == 3 and loop_config.hparams.max_length == 512 and "-sft-" in name
