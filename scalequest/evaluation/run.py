@@ -1,6 +1,7 @@
 """`scalequest eval --config C --model PATH_OR_ID [--benchmarks gsm8k,math] [--limit N] [--samples k]`: sample k
-answers per benchmark item from the model (in-process vLLM through the engine interface, with the engine settings
-of the config's solver model), grade them with math-verify and write an eval folder:
+answers per benchmark item from the model (the pipeline's vLLM engine actors, `engine_pool.EngineSet`, with the
+engine settings of the config's solver model: its replicas split the questions), grade them with math-verify and
+write an eval folder:
 
   <eval.output_dir>/<model name>-<UTC timestamp>/
     results.json        per benchmark: pass@1 (and pass@k, majority@k) with 95% intervals, per MATH level and
@@ -55,13 +56,13 @@ def eval_model(cfg, model: str):
 
 def run_eval(cfg, model: str, benchmarks: list[str] | None = None, engines=None) -> tuple[Folder, dict]:
     """Evaluate `model` on the chosen benchmarks with `cfg.eval` (limit, samples, sampling, instruction); write the
-    eval folder and return it with the results dict. `engines`: where the engine comes from (`.get(model_cfg)`;
-    default: an in-process vLLM engine, closed at the end)."""
+    eval folder and return it with the results dict. `engines`: where the engine comes from (`.get(model_cfg,
+    name)`; default: the pipeline's engine actors on a Ray started or joined here, `engine_pool.EngineSet`)."""
     from scalequest.engines.base import Sampling
     from scalequest.engines.chat import ChatFormatter
     from scalequest.evaluation.solve import solve
+    from scalequest.pipeline.engine_pool import EngineSet
     from scalequest.stages.generate_questions import row_seed
-    from scalequest.train.local_engines import LocalEngines
 
     e = cfg.eval
     chosen = pick_benchmarks(cfg, benchmarks)
@@ -75,8 +76,8 @@ def run_eval(cfg, model: str, benchmarks: list[str] | None = None, engines=None)
                "eval": {**e.model_dump(exclude={"benchmarks", "output_dir"}), "instruction": instruction},
                "config_hash": cfg.config_hash(), "created_utc": stamp, "benchmarks": {}}
     t0 = time.perf_counter()
-    with contextlib.nullcontext(engines) if engines is not None else LocalEngines(cfg.ray.env_vars) as engines:
-        engine = engines.get(model_cfg)
+    with contextlib.nullcontext(engines) if engines is not None else EngineSet(cfg.ray) as engines:
+        engine = engines.get(model_cfg, e.model or cfg.responses.model)
         load_s = time.perf_counter() - t0
         formatter = ChatFormatter(model_cfg.path, model_cfg.trust_remote_code)
         for b in chosen:

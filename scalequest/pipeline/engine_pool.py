@@ -147,3 +147,52 @@ def stop_engines(clients: dict[str, RemoteEngine]) -> None:
             ray.kill(a)
         for group in c.groups:
             remove_placement_group(group)
+
+
+class EngineSet:
+    """The pipeline's engine actors for the jobs around it (QPO's sampling, rewriting and judging, the difficulty
+    scorer's fail-rate labels, `scalequest eval`): a context manager that starts or joins Ray (`runtime.init_ray`
+    with the config's `ray` section, so `ray.address` and `ray.env_vars` hold), then
+
+        get(model_cfg, name) -> RemoteEngine   one engine per model folder, started on first use with the model's
+                                               replicas, restarts, CPUs/GPUs and placement (`start_engines`)
+        release(keep)                          stops the engines whose folder is not in `keep`
+
+    On exit it stops every engine, shuts down a Ray it started and unlinks the vLLM /dev/shm segments that
+    appeared meanwhile."""
+
+    def __init__(self, rcfg):
+        self.rcfg = rcfg
+        self.open: dict[str, RemoteEngine] = {}
+        self.started = False
+        self.shm_before: set = set()
+
+    def __enter__(self) -> EngineSet:
+        from scalequest.runtime import init_ray, shm_segments
+
+        self.shm_before = shm_segments()
+        self.started = init_ray(self.rcfg)
+        return self
+
+    def get(self, model, name: str | None = None) -> RemoteEngine:
+        """The engine for `model` (a ModelConfig); `name`: its key in `models`, for error messages."""
+        if model.path not in self.open:
+            key = name or os.path.basename(model.path.rstrip("/"))
+            self.open[model.path] = start_engines({key: model}, {key})[key]
+        return self.open[model.path]
+
+    def release(self, keep=frozenset()) -> None:
+        gone = {path: self.open.pop(path) for path in [p for p in self.open if p not in keep]}
+        if gone:
+            log.info("stopping engine(s) %s", ", ".join(gone))
+            stop_engines(gone)
+
+    def __exit__(self, *exc) -> None:
+        from scalequest.runtime import release_vllm_shm, shm_segments
+
+        try:
+            self.release()
+        finally:
+            if self.started:
+                ray.shutdown()
+            release_vllm_shm(only=shm_segments() - self.shm_before)

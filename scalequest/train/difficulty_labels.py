@@ -120,8 +120,8 @@ def load_labelled(cfg) -> tuple[list[dict], dict]:
 
 def _fail_rate_rows(cfg, rows: list[dict], stats: dict) -> list[dict]:
     from scalequest.engines.chat import ChatFormatter
+    from scalequest.pipeline.engine_pool import EngineSet
     from scalequest.stages.generate_questions import row_seed
-    from scalequest.train.local_engines import LocalEngines
 
     d = cfg.train.difficulty
     if d.solver not in cfg.models:
@@ -131,8 +131,8 @@ def _fail_rate_rows(cfg, rows: list[dict], stats: dict) -> list[dict]:
     stats["dropped_no_gold"] = len(rows) - len(with_gold)
     rows = with_gold[: d.max_questions]
     model = cfg.models[d.solver]
-    with LocalEngines(cfg.ray.env_vars) as engines:
-        rates = fail_rate_labels([r["question"] for r in rows], [r["gold"] for r in rows], engines.get(model),
+    with EngineSet(cfg.ray) as engines:
+        rates = fail_rate_labels([r["question"] for r in rows], [r["gold"] for r in rows], engines.get(model, d.solver),
                                  ChatFormatter(model.path, model.trust_remote_code), d.samples_per_question,
                                  Sampling.from_config(d.solver_sampling), cfg.responses.instruction,
                                  [row_seed(cfg.seed, i, "difficulty") for i in range(len(rows))])

@@ -1,6 +1,6 @@
-"""QPO data run: start the engines the config names (in this process, one per model folder, shared where the QFT
-model, the local optimizer and the solvability judge are the same; see `local_engines`), sample → rewrite → judge →
-pair, write the Parquet files. `build_qpo_data(cfg, out_dir)` is called by `run_qpo`; it needs no Ray.
+"""QPO data run: start the engines the config names (the pipeline's engine actors, `engine_pool.EngineSet`: one per
+model folder, shared where the QFT model, the local optimizer and the solvability judge are the same), sample →
+rewrite → judge → pair, write the Parquet files. `build_qpo_data(cfg, out_dir)` is called by `run_qpo`.
 
 Test: `pytest tests/train/test_qpo.py`.
 """
@@ -14,7 +14,6 @@ from scalequest.config import ModelConfig
 from scalequest.engines.base import Sampling
 from scalequest.engines.chat import ChatFormatter
 from scalequest.errors import ConfigError
-from scalequest.train.local_engines import LocalEngines
 from scalequest.train.qpo_data import (
     label_rows,
     pairs_and_drops,
@@ -44,20 +43,22 @@ def build_qpo_data(cfg, out_dir: Path) -> Path:
                           f"{sorted(cfg.models)}) — a local optimizer names one of the config's models")
     judge_model = cfg.models[cfg.solvability.model] if q.drop_unsolvable else None
     optimizer_model = cfg.models[q.optimizer.model] if local else None
-    with LocalEngines(cfg.ray.env_vars) as engines:
+    from scalequest.pipeline.engine_pool import EngineSet
+
+    with EngineSet(cfg.ray) as engines:
         prompt, stops = prompt_and_stops(q)
         qft = ModelConfig(path=q.qft_model, **q.qft_engine)
-        samples = sample_questions(engines.get(qft), prompt, stops, q.sampling, q.num_samples, cfg.seed)
+        samples = sample_questions(engines.get(qft, "qft"), prompt, stops, q.sampling, q.num_samples, cfg.seed)
         engines.release({m.path for m in (optimizer_model, judge_model) if m})
         sampled = [r for r in samples if r["reject_reason"] is None]
         if local:
-            optimizer = LocalOptimizer(engines.get(optimizer_model), _formatter(optimizer_model),
+            optimizer = LocalOptimizer(engines.get(optimizer_model, q.optimizer.model), _formatter(optimizer_model),
                                        Sampling.from_config(q.optimizer.sampling), q.optimizer.force_marker)
         else:
             optimizer = OpenAIOptimizer(q.optimizer)
         rows = rewrite_rows(sampled, optimizer, cfg.seed, q.difficulty_share)
         engines.release({judge_model.path} if judge_model else set())
-        judge = _judge(cfg, engines.get(judge_model)) if judge_model else None
+        judge = _judge(cfg, engines.get(judge_model, cfg.solvability.model)) if judge_model else None
         labelled = label_rows(rows, judge)
     pairs, drops = pairs_and_drops(labelled)
     pairs = split_holdout(pairs, q.holdout_share, cfg.seed)

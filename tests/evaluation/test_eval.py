@@ -24,7 +24,7 @@ class SessionEngine:
     def __init__(self, engine):
         self.engine = engine
 
-    def get(self, model_cfg):
+    def get(self, model_cfg, name=None):
         return self.engine
 
 

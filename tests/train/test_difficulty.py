@@ -215,6 +215,24 @@ def test_load_labelled_math_level_respects_max_questions(tmp_path, tiny_model):
     assert stats["dropped_no_level"] == 1 and stats["labelled"] == 12
 
 
+@pytest.mark.ray
+def test_load_labelled_fail_rates_come_from_the_solvers_engine_actor(tmp_path, tiny_model, tiny_llm):
+    """label_source=fail_rate end to end: the solver (a key of `models`) runs as the pipeline's engine actor
+    (EngineSet) and grades k samples per question; the tiny random solver never boxes the right answer."""
+    import ray
+
+    data = _jsonl(tmp_path / "math_train.jsonl", MATH_ROWS[:4])
+    cfg = load_config("tiny", [
+        *tiny_llm, f"train.difficulty.base_model={tiny_model}", f"train.difficulty.data=[{data}]",
+        "train.difficulty.label_source=fail_rate", "train.difficulty.solver=smollm2",
+        "train.difficulty.samples_per_question=2", "train.difficulty.solver_sampling.max_tokens=4",
+        f"train.ray.storage_path={tmp_path / 'storage'}"])
+    had_ray = ray.is_initialized()
+    rows, stats = load_labelled(cfg)
+    assert len(rows) == 4 and all(r["label"] == 1.0 for r in rows), rows
+    assert ray.is_initialized() == had_ray  # a Ray the engine set started is shut down with it
+
+
 def test_load_labelled_refuses_an_empty_training_set(tmp_path, tiny_model):
     gsm_only = _jsonl(tmp_path / "gsm8k_train.jsonl", [{"question": "1+1?", "answer": "#### 2"}])
     with pytest.raises(ConfigError, match="no labelled questions"):

@@ -3,7 +3,6 @@ scripted OpenAI-compatible endpoint, the local engine), sampling with the genera
 tiny random model (parameters change, loss logged, the export loads in vLLM) and the preference report."""
 
 import json
-import os
 import string
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -259,27 +258,6 @@ def test_sample_questions_uses_the_generation_stage(tiny_engine):
     assert all(r["reject_reason"] is not None or r["question"] for r in rows)
     assert rows == sample_questions(tiny_engine, "<|im_start|>user\n", ["<|im_end|>"], SamplingConfig(max_tokens=6),
                                     5, 0)
-
-
-def test_local_engines_share_one_engine_per_path_apply_env_defaults_and_close(tiny_model, tiny_engine_cfg,
-                                                                               monkeypatch):
-    from scalequest.train.local_engines import LocalEngines
-
-    monkeypatch.delenv("SQ_TEST_SPACE", raising=False)
-    monkeypatch.setenv("SQ_TEST_MINE", "mine")
-    path = str(tiny_model)
-    with LocalEngines({"SQ_TEST_SPACE": "2", "SQ_TEST_MINE": "config"}) as engines:
-        a = engines.get(tiny_engine_cfg(path))
-        assert engines.get(tiny_engine_cfg(path, max_model_len=256)) is a  # same folder: the same engine
-        assert os.environ["SQ_TEST_SPACE"] == "2" and os.environ["SQ_TEST_MINE"] == "mine"  # the caller's wins
-        [[gen]] = a.generate(["Hello"], Sampling(max_tokens=2))
-        assert gen.num_tokens > 0
-        engines.release({path})
-        assert list(engines.open) == [path]
-        engines.release()
-        assert not engines.open
-        engines.get(tiny_engine_cfg(path))
-    assert not engines.open  # leaving the block closes what is still open
 
 
 def _pairs_file(tmp_path, n=8):

@@ -74,7 +74,7 @@ def test_sft_on_a_runs_kept_pairs_on_ray_train_exports_a_solver_that_scalequest_
     assert run_sft(cfg, [str(synth_run)]) == out
     drill.assert_resumed(out)
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
-    folder, results = run_eval(cfg, str(out), ["gsm8k"])  # its own in-process vLLM engine on the export
+    folder, results = run_eval(cfg, str(out), ["gsm8k"])  # an engine actor on the export (EngineSet)
     gsm8k = results["benchmarks"]["gsm8k"]
     assert gsm8k["questions"] == 3 and 0.0 <= gsm8k["pass@1"]["value"] <= 1.0
     assert json.loads((folder / "results.json").read_text())["model"]["path"] == str(out)
