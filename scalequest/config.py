@@ -618,6 +618,8 @@ class EvalConfig(Strict):
         description="Answer sampling (greedy by default; samples > 1 needs temperature > 0).")
     limit: int | None = Field(None, ge=1, description="Evaluate the first N items of each benchmark (all: none).")
     batch_size: int = Field(64, ge=1, description="Questions per engine request.")
+    concurrency: int = Field(2, ge=1, description="Ray Data actors sending batches to the engine at once: while "
+                             "one grades its answers (math-verify), another's batch keeps the engine busy.")
     output_dir: str = Field("evals", description="Evaluations are written to <output_dir>/<model>-<UTC timestamp>/.",
                             json_schema_extra=WRITE)
 

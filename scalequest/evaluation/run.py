@@ -23,8 +23,7 @@ from pathlib import Path
 
 from scalequest.errors import ConfigError
 from scalequest.evaluation.items import load_items
-from scalequest.evaluation.metrics import Z95, breakdown, grade, majority_correct, summarize
-from scalequest.mathcheck import extract_boxed
+from scalequest.evaluation.metrics import Z95, breakdown, summarize
 from scalequest.pipeline.storage import Folder
 
 log = logging.getLogger(__name__)
@@ -59,8 +58,6 @@ def run_eval(cfg, model: str, benchmarks: list[str] | None = None, engines=None)
     eval folder and return it with the results dict. `engines`: where the engine comes from (`.get(model_cfg,
     name)`; default: the pipeline's engine actors on a Ray started or joined here, `engine_pool.EngineSet`)."""
     from scalequest.engines.base import Sampling
-    from scalequest.engines.chat import ChatFormatter
-    from scalequest.evaluation.solve import solve
     from scalequest.pipeline.engine_pool import EngineSet
     from scalequest.stages.generate_questions import row_seed
 
@@ -79,21 +76,14 @@ def run_eval(cfg, model: str, benchmarks: list[str] | None = None, engines=None)
     with contextlib.nullcontext(engines) if engines is not None else EngineSet(cfg.ray) as engines:
         engine = engines.get(model_cfg, e.model or cfg.responses.model)
         load_s = time.perf_counter() - t0
-        formatter = ChatFormatter(model_cfg.path, model_cfg.trust_remote_code)
+        stage = dict(engine=engine, model_path=model_cfg.path, trust_remote_code=model_cfg.trust_remote_code,
+                     k=e.samples, sampling=Sampling.from_config(e.sampling), instruction=instruction,
+                     force_answer=e.force_answer)
         for b in chosen:
             rows, started = items[b.name], time.perf_counter()
-
-            def progress(done, total, name=b.name):
-                log.info("eval %s: %d/%d questions", name, done, total)
-
             seeds = [row_seed(cfg.seed, r["index"], f"eval:{b.name}") for r in rows]
-            texts = solve([r["question"] for r in rows], engine, formatter, e.samples,
-                          Sampling.from_config(e.sampling), instruction, seeds, e.batch_size, progress,
-                          e.force_answer)
-            for r, answers in zip(rows, texts):
-                r.update(answers=answers, extracted=[extract_boxed(t) for t in answers],
-                         correct=grade(answers, r["gold"]))
-                r["majority"] = majority_correct(answers, r["gold"]) if e.samples > 1 else r["correct"][0]
+            for r, graded in zip(rows, solve_stream(rows, seeds, stage, e, b.name)):
+                r.update({k: graded[k] for k in ("answers", "extracted", "correct", "majority")})
             results["benchmarks"][b.name] = {
                 "file": cfg.written("eval", "benchmarks", cfg.eval.benchmarks.index(b), "path"),
                 **summarize(rows, e.samples),
@@ -110,6 +100,31 @@ def run_eval(cfg, model: str, benchmarks: list[str] | None = None, engines=None)
     (folder / "results.json").write_text(json.dumps(results, indent=2))
     (folder / "results.md").write_text(render(results) + "\n")
     return folder, results
+
+
+def solve_stream(rows: list[dict], seeds: list[int], stage: dict, e, name: str) -> list[dict]:
+    """`SolveAndGrade(**stage)` over `rows` as a Ray Data stream: `eval.concurrency` actors, each with a batch of
+    `eval.batch_size` questions in flight to the engine while the others grade theirs. Returns the graded rows in
+    the order of `rows`; logs progress as batches finish."""
+    import ray.data
+
+    from scalequest.evaluation.solve import SolveAndGrade
+    from scalequest.pipeline.build import actor_pool
+    from scalequest.pipeline.plan import CLIENT_CPUS, STAGE_MEMORY
+    from scalequest.stages.base import to_py
+
+    items = [{"index": r["index"], "question": r["question"], "gold": r["gold"] or "", "seed": s}
+             for r, s in zip(rows, seeds)]
+    ds = ray.data.from_items(items).map_batches(
+        SolveAndGrade, fn_constructor_kwargs=stage, batch_size=e.batch_size, compute=actor_pool(e.concurrency, None, 1),
+        num_cpus=CLIENT_CPUS, memory=STAGE_MEMORY, batch_format="numpy")
+    graded: dict[int, dict] = {}
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        columns = {k: to_py(v) for k, v in batch.items()}
+        for i, index in enumerate(columns["index"]):
+            graded[index] = {k: columns[k][i] for k in columns}
+        log.info("eval %s: %d/%d questions", name, len(graded), len(rows))
+    return [graded[r["index"]] for r in rows]
 
 
 def pct(x: dict) -> str:

@@ -39,3 +39,34 @@ def solve(questions: list[str], engine, formatter, k: int, sampling: Sampling, i
         if progress is not None:
             progress(len(out), len(questions))
     return out
+
+
+class SolveAndGrade:
+    """The evaluation as a column-batch stage (Ray-free; `run_eval` wires it into Ray Data as an actor pool):
+    in `question`, `gold` ('' = none), `seed`; out the same plus `answers` (k texts, None where the engine
+    failed), `extracted` (each answer's last \\boxed{}), `correct` (math-verify against the gold, per answer) and
+    `majority` (the majority answer is right; with k = 1 the one answer is). `engine`: any `Engine` (the
+    pipeline's `RemoteEngine` in a run); `model_path` / `trust_remote_code` build the chat formatter."""
+
+    def __init__(self, engine, model_path: str, trust_remote_code: bool, k: int, sampling: Sampling,
+                 instruction: str, force_answer: bool = False):
+        from scalequest.engines.chat import ChatFormatter
+
+        self.engine, self.k, self.sampling = engine, k, sampling
+        self.instruction, self.force_answer = instruction, force_answer
+        self.formatter = ChatFormatter(model_path, trust_remote_code)
+
+    def __call__(self, batch: dict) -> dict:
+        from scalequest.evaluation.metrics import grade, majority_correct
+        from scalequest.mathcheck import extract_boxed
+        from scalequest.stages.base import column, passthrough
+
+        questions, golds = column(batch, "question"), [g or None for g in column(batch, "gold")]
+        texts = solve(questions, self.engine, self.formatter, self.k, self.sampling, self.instruction,
+                      [int(s) for s in column(batch, "seed")], batch_size=len(questions),
+                      force_answer=self.force_answer)
+        correct = [grade(answers, gold) for answers, gold in zip(texts, golds)]
+        return {**passthrough(batch), "answers": texts,
+                "extracted": [[extract_boxed(t) for t in answers] for answers in texts], "correct": correct,
+                "majority": [majority_correct(answers, gold) if self.k > 1 else ok[0]
+                             for answers, gold, ok in zip(texts, golds, correct)]}

@@ -18,32 +18,25 @@ from scalequest.errors import ConfigError
 from scalequest.evaluation.run import run_eval
 
 
-class SessionEngine:
-    """Hands run_eval the session's tiny vLLM engine instead of loading another."""
-
-    def __init__(self, engine):
-        self.engine = engine
-
-    def get(self, model_cfg, name=None):
-        return self.engine
-
-
 def read_samples(folder, name: str) -> list[dict]:
     return [json.loads(line) for line in (folder / "samples" / f"{name}.jsonl").read_text().splitlines()]
 
 
-def test_custom_benchmark_with_k_samples(tiny_engine, tiny_llm, tiny_model, tmp_path):
+def test_custom_benchmark_with_k_samples(tiny_llm, tiny_model, tmp_path):
     data = tmp_path / "mine.parquet"
     pq.write_table(pa.table({"prompt": ["What is 2+2?", "What is 3*3?", "Half of 1?"],
                              "final": ["4", "9", "\\frac12"], "level": [1, 2, 2]}), data)
     cfg = load_config("tiny", [*tiny_llm, f"eval.output_dir={tmp_path / 'evals'}", "eval.samples=3",
+                               "eval.batch_size=1",  # one question per batch, over eval.concurrency=2 actors
                                "eval.sampling.temperature=1.0", "eval.sampling.max_tokens=8",
                                "eval.benchmarks.1.name=mine", f"eval.benchmarks.1.path={data}",
                                "eval.benchmarks.1.question_field=prompt", "eval.benchmarks.1.answer_field=final"])
-    folder, results = run_eval(cfg, str(tiny_model), ["mine"], engines=SessionEngine(tiny_engine))
+    folder, results = run_eval(cfg, str(tiny_model), ["mine"])  # an engine actor; 2 Ray Data actors call it
     mine = results["benchmarks"]["mine"]
     rows = read_samples(folder, "mine")
+    # one question per batch over 2 actors: the rows still come back in file order, each with its own gold
     assert [r["gold"] for r in rows] == ["4", "9", "\\frac12"] and all(len(r["answers"]) == 3 for r in rows)
+    assert [r["index"] for r in rows] == [0, 1, 2] and [r["question"] for r in rows][0] == "What is 2+2?"
     assert mine["questions"] == 3 and mine["samples"] == 3 and {"pass@1", "pass@3", "majority@3"} <= set(mine)
     assert mine["pass@1"]["value"] == pytest.approx(sum(sum(r["correct"]) / 3 for r in rows) / 3)
     assert mine["no_boxed_answer"] == sum(x is None for r in rows for x in r["extracted"]) / 9
