@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from scalequest.entry import add_config_args as _config_args
-from scalequest.entry import configure_logging, run_command, stop_on_signals
+from scalequest.entry import add_eval_args, configure_logging, eval_request, run_command, stop_on_signals
 
 
 def cmd_synthesize(args) -> int:
@@ -136,14 +136,8 @@ def cmd_eval(args) -> int:
     from scalequest.config import load_config
     from scalequest.evaluation.run import render, run_eval
 
-    overrides = list(args.overrides)
-    if args.limit is not None:
-        overrides.append(f"eval.limit={args.limit}")
-    if args.samples is not None:
-        overrides.append(f"eval.samples={args.samples}")
-    cfg = load_config(args.config, overrides)
-    names = [n.strip() for n in args.benchmarks.split(",") if n.strip()] if args.benchmarks else None
-    folder, results = run_eval(cfg, args.model, names)
+    overrides, names = eval_request(args)
+    folder, results = run_eval(load_config(args.config, overrides), args.model, names)
     print(f"\n{render(results)}\n\neval folder: {folder}")
     return 0
 
@@ -210,12 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a solver on GSM8K / MATH (section `eval`): pass@1, pass@k, "
                        "majority@k with 95% intervals, per MATH level and subject")
     _config_args(p)
-    p.add_argument("--model", required=True, help="model folder or hub id to evaluate (engine settings from "
-                   "eval.model, default the solver's)")
-    p.add_argument("--benchmarks", help="comma-separated names from eval.benchmarks (default: all), e.g. gsm8k,math")
-    p.add_argument("--limit", type=int, help="the first N items of each benchmark (eval.limit)")
-    p.add_argument("--samples", type=int, help="answers per question, k (eval.samples; k > 1 needs "
-                   "eval.sampling.temperature > 0)")
+    add_eval_args(p)
     p.set_defaults(func=cmd_eval)
 
     train = sub.add_parser("train", help="train generators and scorers on Ray Train (section `train` of the config)")

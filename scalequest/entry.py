@@ -32,16 +32,40 @@ def job_overrides(overrides: list[str]) -> list[str]:
     return overrides if any(o.startswith("ray.address=") for o in overrides) else [*overrides, "ray.address=auto"]
 
 
-def job_args(doc: str, argv: list[str], resume: bool = False) -> argparse.Namespace:
-    """Parse a `ray_jobs/` script's command line (`doc` = its docstring, shown by --help)."""
+def job_args(doc: str, argv: list[str], resume: bool = False, extra=None) -> argparse.Namespace:
+    """Parse a `ray_jobs/` script's command line (`doc` = its docstring, shown by --help); `extra(parser)` adds the
+    job's own arguments."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p, required=not resume)
+    if extra is not None:
+        extra(p)
     if resume:
         p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder (in a place every node "
                        "sees); its config.yaml unless --config is given")
     args = p.parse_args(argv)
     args.overrides = job_overrides(args.overrides)
     return args
+
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    """`scalequest eval`'s own arguments (the CLI and ray_jobs/evaluate.py)."""
+    p.add_argument("--model", required=True, help="model folder or hub id to evaluate (engine settings from "
+                   "eval.model, default the solver's)")
+    p.add_argument("--benchmarks", help="comma-separated names from eval.benchmarks (default: all), e.g. gsm8k,math")
+    p.add_argument("--limit", type=int, help="the first N items of each benchmark (eval.limit)")
+    p.add_argument("--samples", type=int, help="answers per question, k (eval.samples; k > 1 needs "
+                   "eval.sampling.temperature > 0)")
+
+
+def eval_request(args) -> tuple[list[str], list[str] | None]:
+    """(config overrides with --limit / --samples folded in, benchmark names or None for all) from `args`."""
+    overrides = list(args.overrides)
+    if args.limit is not None:
+        overrides.append(f"eval.limit={args.limit}")
+    if args.samples is not None:
+        overrides.append(f"eval.samples={args.samples}")
+    names = [n.strip() for n in args.benchmarks.split(",") if n.strip()] if args.benchmarks else None
+    return overrides, names
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -44,8 +44,8 @@ JOBS = sorted(p for p in (Path(__file__).resolve().parents[1] / "ray_jobs").glob
 
 
 def test_every_ray_job_calls_library_functions_not_the_cli():
-    assert [p.name for p in JOBS] == ["synthesize.py", "train_difficulty.py", "train_qft.py", "train_qpo.py",
-                                      "train_sft.py"]
+    assert [p.name for p in JOBS] == ["evaluate.py", "synthesize.py", "train_difficulty.py", "train_qft.py",
+                                      "train_qpo.py", "train_sft.py"]
     for job in JOBS:
         text = job.read_text()
         assert "scalequest.cli" not in text and "run_job(" in text, job.name

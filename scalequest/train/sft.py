@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from scalequest.errors import ConfigError
+from scalequest.train.qft import SFTLoop
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def fit(rows: list[dict], tokenizer, max_length: int) -> list[dict]:
     return kept
 
 
-def build_sft_job(cfg, data: list[str] | None = None, name: str | None = None) -> tuple[object, object, str]:
+def build_sft_job(cfg, data: list[str] | None = None, name: str | None = None) -> tuple[SFTLoop, object, str]:
     """(loop config, resolved RayTrainConfig, run name) for `cfg.train.sft` plus the run folders in `data`, checked
     before Ray starts."""
     from transformers import AutoTokenizer
@@ -110,7 +111,7 @@ def build_sft_job(cfg, data: list[str] | None = None, name: str | None = None) -
     from scalequest.engines.chat import ChatFormatter
     from scalequest.runtime import check_model_path
     from scalequest.train.launcher import resolve
-    from scalequest.train.qft import SFTLoop, grad_accum_steps
+    from scalequest.train.qft import grad_accum_steps
 
     s = cfg.train.sft
     if s is None:
