@@ -132,8 +132,9 @@ def _hub_problem(repo_id: str) -> str | None:
     return None
 
 
-def mapped_shm_inodes() -> set[int]:
-    """The inodes of the /dev/shm files some live process on this machine maps (the processes this user may read).
+def mapped_shm_inodes(pids=None) -> set[int]:
+    """The inodes of the /dev/shm files the processes `pids` map (default: every live process on this machine this
+    user may read).
 
     By inode, not by path: glibc's sem_open maps a temporary file and then links it to the semaphore's name, so a
     live multiprocessing semaphore shows in the maps as '/dev/shm/sem.XXXXXX (deleted)', never as its sem.mp-* name
@@ -142,7 +143,7 @@ def mapped_shm_inodes() -> set[int]:
     import psutil
 
     inodes: set[int] = set()
-    for pid in psutil.pids():
+    for pid in psutil.pids() if pids is None else pids:
         try:
             with open(f"/proc/{pid}/maps") as maps:
                 for line in maps:

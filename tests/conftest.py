@@ -118,24 +118,26 @@ def kill_vllm_under():
     return kill
 
 
-WATCHED = ("/dev/shm/psm_", "/dev/shm/sem.mp-")  # shared_memory segments and named semaphores (runtime.SHM_PATTERNS)
-
-
 @pytest.fixture
 def no_shm_left():
     """Watches the /dev/shm/psm_* segments and sem.mp-* semaphores that a run's processes map, and fails if any
     outlives the run.
 
-    `no_shm_left.watch(root_pid, ray_only)` starts sampling, every 0.5 s in a thread, the segments mapped by the
-    descendants of `root_pid` (only Ray worker processes and their children when `ray_only`: this test process
-    also holds the session's in-process engine); `no_shm_left()` stops and checks. Segments other processes on the
-    machine make (a parallel test run) are not this run's and are ignored.
+    `no_shm_left.watch(root_pid, ray_only)` starts sampling, every 0.5 s in a thread, the /dev/shm files mapped by
+    the descendants of `root_pid` (only Ray worker processes and their children when `ray_only`: this test process
+    also holds the session's in-process engine); `no_shm_left()` stops and checks that no psm_* / sem.mp-* file
+    with one of those inodes is left. By inode (`runtime.mapped_shm_inodes`), because a live semaphore is mapped
+    under a temporary, deleted name, never as its sem.mp-* name. Files other processes on the machine make (a
+    parallel test run) are not this run's and are ignored.
     """
     import threading
 
     import psutil
 
-    seen: set[str] = set()
+    from scalequest.runtime import mapped_shm_inodes, shm_segments
+
+    seen: set[int] = set()  # inodes of /dev/shm files the run's processes mapped
+    named: set = set()  # the psm_* / sem.mp-* files among them (the watch saw vLLM's segments)
     stop = threading.Event()
 
     def sample(root: int, ray_only: bool) -> None:
@@ -147,11 +149,9 @@ def no_shm_left():
             if ray_only:
                 tops = [p for p in procs if _cmd(p).startswith("ray::")]
                 procs = tops + [c for p in tops for c in _children(p)]
-            for p in procs:
-                try:
-                    seen.update(m.path for m in p.memory_maps(grouped=True) if m.path.startswith(WATCHED))
-                except psutil.Error:
-                    continue
+            inodes = mapped_shm_inodes([p.pid for p in procs])
+            seen.update(inodes)
+            named.update(p for p in shm_segments() if _inode(p) in inodes)
             stop.wait(0.5)
 
     class Check:
@@ -160,12 +160,19 @@ def no_shm_left():
 
         def __call__(self) -> None:
             stop.set()
-            assert seen, "no vLLM shared-memory segment was seen: the watch did not cover the run"
-            left = sorted(p for p in seen if os.path.exists(p))
-            assert not left, f"shared-memory segments left behind: {left}"
+            assert named, "no vLLM shared-memory segment was seen: the watch did not cover the run"
+            left = sorted(str(p) for p in shm_segments() if _inode(p) in seen)
+            assert not left, f"shared-memory segments or semaphores left behind: {left}"
 
     yield Check()
     stop.set()
+
+
+def _inode(path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:  # unlinked meanwhile
+        return None
 
 
 def _cmd(proc) -> str:
