@@ -14,7 +14,6 @@ Test: tests/evaluation/test_eval.py (tiny random model).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -53,10 +52,10 @@ def eval_model(cfg, model: str):
     return cfg.models[key].model_copy(update={"path": path})
 
 
-def run_eval(cfg, model: str, benchmarks: list[str] | None = None, engines=None) -> tuple[Folder, dict]:
+def run_eval(cfg, model: str, benchmarks: list[str] | None = None) -> tuple[Folder, dict]:
     """Evaluate `model` on the chosen benchmarks with `cfg.eval` (limit, samples, sampling, instruction); write the
-    eval folder and return it with the results dict. `engines`: where the engine comes from (`.get(model_cfg,
-    name)`; default: the pipeline's engine actors on a Ray started or joined here, `engine_pool.EngineSet`)."""
+    eval folder and return it with the results dict. The engine is the pipeline's engine actor, on a Ray started
+    or joined here (`engine_pool.EngineSet`)."""
     from scalequest.engines.base import Sampling
     from scalequest.pipeline.engine_pool import EngineSet
     from scalequest.stages.generate_questions import row_seed
@@ -73,7 +72,7 @@ def run_eval(cfg, model: str, benchmarks: list[str] | None = None, engines=None)
                "eval": {**e.model_dump(exclude={"benchmarks", "output_dir"}), "instruction": instruction},
                "config_hash": cfg.config_hash(), "created_utc": stamp, "benchmarks": {}}
     t0 = time.perf_counter()
-    with contextlib.nullcontext(engines) if engines is not None else EngineSet(cfg.ray) as engines:
+    with EngineSet(cfg.ray) as engines:
         engine = engines.get(model_cfg, e.model or cfg.responses.model)
         load_s = time.perf_counter() - t0
         stage = dict(engine=engine, model_path=model_cfg.path, trust_remote_code=model_cfg.trust_remote_code,
