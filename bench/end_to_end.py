@@ -9,7 +9,9 @@ against bare vLLM doing the same generation work phase by phase: questions, verd
              solver. The stage objects build the prompts, sampling and per-row seeds, so both sides run the same
              requests (forced verdicts and answers included). Timed around the three phases, engine loaded.
 
-Both count generated tokens from the rows' token columns. The ratio is pipeline tokens/s over bare tokens/s.
+Both count generated tokens from the rows' token columns. The ratio is pipeline tokens/s over bare tokens/s. A
+second ratio counts the start-up too: the pipeline's whole execution (engines started, stage actors started while
+they load, last shard) against bare vLLM's engine construction plus its three phases.
 
 Run:  .venv/bin/python bench/end_to_end.py [--config tiny] [--candidates 64] [key=value ...]
 See bench/README.md ("end_to_end.py") for the last figures.
@@ -27,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generation_throughput import write_json  # noqa: E402
+from procs import ProcessSampler  # noqa: E402
 
 log = logging.getLogger("bench.end_to_end")
 
@@ -47,7 +50,8 @@ def pipeline(cfg) -> tuple[list[dict], dict]:
     tokens = report["tokens_generated"]
     return sorted(rows.to_pylist(), key=lambda r: r["id"]), dict(
         run_dir=str(run_dir), kept=report["kept"], seconds=round(seconds, 1), tokens=tokens,
-        tok_s=round(tokens["total"] / seconds, 1), engine_busy_share=report["cost"].get("engine_busy_share"))
+        tok_s=round(tokens["total"] / seconds, 1), engine_busy_share=report["cost"].get("engine_busy_share"),
+        engine_load_s=report["engine_load_s"], with_start_s=execution["wall_s"])
 
 
 def reached(rows: list[dict], stage: str) -> list[dict]:
@@ -68,7 +72,9 @@ def bare(cfg, rows: list[dict]) -> dict:
 
     assert len(cfg.models) == 1 or len({g.model for g in cfg.generators} | {cfg.responses.model}) == 1, \
         "one model for every phase (the tiny config's shape)"
+    t_load = time.perf_counter()
     engine = VLLMEngine(cfg.models[cfg.responses.model])
+    load_s = time.perf_counter() - t_load
     engines = {g.name: engine for g in cfg.generators}
     phases = [
         ("questions", GenerateQuestions(engines, generator_prefixes(cfg), {g.name: g.sampling for g in cfg.generators}),
@@ -92,7 +98,14 @@ def bare(cfg, rows: list[dict]) -> dict:
         engine.close()
     total_s = sum(p["seconds"] for p in out.values())
     total = sum(p["tokens"] for p in out.values())
-    return dict(phases=out, seconds=round(total_s, 1), tokens=total, tok_s=round(total / total_s, 1))
+    return dict(phases=out, seconds=round(total_s, 1), tokens=total, tok_s=round(total / total_s, 1),
+                engine_load_s=round(load_s, 1), with_start_s=round(load_s + total_s, 1))
+
+
+def cpu_by_role(sampler) -> dict[str, float]:
+    """Role → CPU seconds (procs.role_of), largest first."""
+    return {k: round(v.cpu_s, 1) for k, v in sorted(sampler.roles.items(), key=lambda kv: -kv[1].cpu_s)
+            if v.cpu_s >= 0.5}
 
 
 def main(argv=None) -> dict:
@@ -108,9 +121,13 @@ def main(argv=None) -> dict:
     cfg = load_config(args.config, [f"num_candidates={args.candidates}", *args.overrides])
     os.environ.update(cfg.ray.env_vars)  # the in-process engine gets the same vLLM settings as the engine actor
     load_start = os.getloadavg()
-    rows, pipe = pipeline(cfg)
-    raw = bare(cfg, rows)
+    with ProcessSampler(os.getpid(), every=0.5) as pipe_cpu:
+        rows, pipe = pipeline(cfg)
+    with ProcessSampler(os.getpid(), every=0.5) as bare_cpu:
+        raw = bare(cfg, rows)
+    pipe["cpu_s_by_role"], raw["cpu_s_by_role"] = cpu_by_role(pipe_cpu), cpu_by_role(bare_cpu)
     ratio = pipe["tok_s"] / raw["tok_s"]
+    with_start = (pipe["tokens"]["total"] / pipe["with_start_s"]) / (raw["tokens"] / raw["with_start_s"])
     print(f"\n{args.candidates} candidates, {pipe['kept']} kept ({pipe['run_dir']})")
     print(f"{'phase':10} {'rows':>5} {'bare tokens':>12} {'pipeline tokens':>16} {'bare s':>8}")
     for name, ph in raw["phases"].items():
@@ -119,8 +136,14 @@ def main(argv=None) -> dict:
           f"(engine busy {pipe['engine_busy_share']})")
     print(f"bare vLLM: {raw['tokens']} tokens in {raw['seconds']} s = {raw['tok_s']} tok/s")
     print(f"pipeline / bare vLLM: {ratio:.2f}x  (goal >= 0.95x); load average {load_start} -> {os.getloadavg()}")
+    for name, side in (("pipeline", pipe), ("bare vLLM", raw)):
+        print(f"CPU-s by role, {name} (start-up included): " +
+              ", ".join(f"{k} {v}" for k, v in side["cpu_s_by_role"].items()))
+    print(f"with start-up: pipeline {pipe['with_start_s']} s (engine loaded after {pipe['engine_load_s']} s), bare "
+          f"{raw['with_start_s']} s (engine loaded in {raw['engine_load_s']} s): {with_start:.2f}x")
     result = dict(config=args.config, candidates=args.candidates, overrides=args.overrides, pipeline=pipe,
-                  bare=raw, ratio=round(ratio, 3), load_avg=[load_start, os.getloadavg()], cpus=os.cpu_count())
+                  bare=raw, ratio=round(ratio, 3), ratio_with_start=round(with_start, 3),
+                  load_avg=[load_start, os.getloadavg()], cpus=os.cpu_count())
     write_json(args.out, result)
     return result
 

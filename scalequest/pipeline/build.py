@@ -1,7 +1,7 @@
 """Wire the stages into one Ray Data Dataset: candidate ids → generate (assigning generators) → language →
 question type → decontam → dedup → near dup → solvability → [difficulty] → responses → reward → select →
-finalize. Engines are started before and shared; the ids are all of 0..num_candidates-1 on a new run and the
-ones not yet on disk on a resumed one.
+finalize. Engines are started before (they may still be loading) and shared; the ids are all of
+0..num_candidates-1 on a new run and the ones not yet on disk on a resumed one.
 """
 
 from __future__ import annotations

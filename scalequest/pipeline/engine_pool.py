@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 
 import ray
@@ -32,12 +33,13 @@ class EngineActor:
         from scalequest.engines.vllm_engine import AsyncVLLMEngine
 
         self.engine = AsyncVLLMEngine(ModelConfig(**model_cfg))
-        self.loaded = time.monotonic()
+        self.loaded, self.loaded_at = time.monotonic(), time.time()
         self.in_flight, self.busy_since, self.busy_s = 0, 0.0, 0.0
 
     def ready(self) -> dict:
-        """Blocks until the engine is loaded; says where it runs (pid, niceness)."""
-        return {"pid": os.getpid(), "niceness": os.nice(0)}
+        """Blocks until the engine is loaded; says where it runs (pid, niceness) and when it finished loading
+        (`loaded_at`, epoch seconds)."""
+        return {"pid": os.getpid(), "niceness": os.nice(0), "loaded_at": self.loaded_at}
 
     def busy(self) -> dict:
         """Seconds since the engine loaded (`up_s`) and of those, seconds with at least one call in flight
@@ -73,6 +75,10 @@ class RemoteEngine:
                  groups: list | None = None):
         self.actors, self.model_path, self.name, self.max_restarts = actors, model_path, name, max_restarts
         self.groups = groups or []  # placement groups of tensor-parallel replicas (removed with the actors)
+        self.loading = [a.ready.remote() for a in actors]  # the driver's handle on the load (`wait_loaded`)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "loading": []}  # stage actors only call generate
 
     def generate(self, prompts, sampling, seeds=None):
         prompts = list(prompts)
@@ -94,8 +100,9 @@ class RemoteEngine:
         return merged
 
 
-def start_engines(models: dict, used: set[str]) -> dict[str, RemoteEngine]:
-    """Start the engine actors for the model names in `used`; block until all are loaded. A tensor-parallel GPU
+def start_engines(models: dict, used: set[str], wait: bool = True) -> dict[str, RemoteEngine]:
+    """Start the engine actors for the model names in `used`; with `wait`, block until all are loaded (else
+    calls queue on each actor until its engine is up, and `wait_loaded` tells when). A tensor-parallel GPU
     engine gets a placement group per replica (`plan.engine_bundles`); its vLLM workers start in it."""
     from scalequest.pipeline.plan import engine_bundles
 
@@ -117,8 +124,40 @@ def start_engines(models: dict, used: set[str]) -> dict[str, RemoteEngine]:
             actors.append(EngineActor.options(**opts).remote(cfg.model_dump()))
         clients[name] = RemoteEngine(actors, cfg.path, name, cfg.max_restarts, groups)
     log.info("loading %d engine(s): %s", len(clients), ", ".join(clients))
-    ray.get([a.ready.remote() for c in clients.values() for a in c.actors])
+    if wait:
+        wait_loaded(clients)
     return clients
+
+
+def wait_loaded(clients: dict[str, RemoteEngine], timeout_s: float | None = None) -> float | None:
+    """When the last engine replica finished loading (epoch seconds); None when some are still loading after
+    `timeout_s` (None = wait), or there is none. One that failed to load raises EngineUnavailable naming the
+    model and the cause."""
+    pending = [(name, ref) for name, c in clients.items() for ref in c.loading]
+    if not pending:
+        return None
+    done, _ = ray.wait([ref for _, ref in pending], num_returns=len(pending), timeout=timeout_s)
+    loaded_at = 0.0
+    for name, ref in pending:
+        if ref not in done:
+            return None
+        try:
+            loaded_at = max(loaded_at, ray.get(ref)["loaded_at"])
+        except ray.exceptions.RayError as exc:
+            c = clients[name]
+            raise EngineUnavailable(f"models.{name}: the vLLM engine for {c.model_path} failed to load: "
+                                    f"{_cause(exc)} — fix the model's settings (path, dtype, max_model_len, "
+                                    f"memory) and run again") from exc
+    return loaded_at
+
+
+def _cause(exc: BaseException, limit: int = 400) -> str:
+    """The original error of a failed actor constructor, from Ray's text of it: the last `SomeError: …` line of the
+    traceback it carries and the two lines after it (pydantic puts the reason there), at most `limit` characters."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    heads = [i for i, line in enumerate(lines) if re.match(r"[\w.]+(Error|Exception)\b[^:]*: ", line)]
+    text = " ".join(lines[heads[-1]:heads[-1] + 3]) if heads else (lines[-1] if lines else type(exc).__name__)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def engine_busy(clients: dict[str, RemoteEngine], timeout_s: float = 10.0) -> dict[str, dict]:

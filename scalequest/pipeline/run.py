@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from pathlib import Path
 
-from scalequest.errors import ConfigError, RunInterrupted, TooManyErrors
-from scalequest.pipeline.engine_pool import engine_busy, stop_engines
+from scalequest.errors import ConfigError, EngineUnavailable, RunInterrupted, TooManyErrors
+from scalequest.pipeline.engine_pool import engine_busy, stop_engines, wait_loaded
 from scalequest.pipeline.preflight import preflight
 from scalequest.pipeline.storage import Folder
 from scalequest.runtime import init_ray, release_vllm_shm, shm_segments
@@ -21,6 +22,7 @@ from scalequest.runtime import init_ray, release_vllm_shm, shm_segments
 log = logging.getLogger(__name__)
 WRITER_GRACE_S = 1.0
 STALE_SHM_S = 10.0  # an unmapped vLLM segment this old is a leftover, not one being set up
+LOAD_ERROR_WAIT_S = 30.0  # for a dead engine's load error, once its calls failed
 
 
 def check_cluster_fits(cfg) -> None:
@@ -130,11 +132,12 @@ def _execute(cfg, run_dir: Folder, engines: dict) -> None:
     ledger = StageLedger.remote()
     load_s = 0.0
     if len(todo):
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         try:
-            engines.update(start_engines(cfg.models, used_models(cfg)))
-            load_s = time.perf_counter() - started
+            # the stage actors start while the engines load (calls queue on an engine until it is up)
+            engines.update(start_engines(cfg.models, used_models(cfg), wait=False))
             _stream(cfg, run_dir, engines, ledger, scan, todo, token)
+            load_s = max(0.0, (wait_loaded(engines) or started_at) - started_at)
         finally:  # also when stopped: the cost of every execution adds up in the report
             record_execution(run_dir, cfg, time.perf_counter() - started, len(todo), engine_busy(engines))
     skipped = [] if cfg.difficulty.model_path else ["difficulty: no difficulty.model_path configured"]
@@ -173,15 +176,45 @@ def _stream(cfg, run_dir: Folder, engines: dict, ledger, scan, todo, token: str)
     progress = Progress(cfg.num_candidates, len(scan.ids), scan.kept, cfg.output.progress_every_s,
                         lambda: {k: v["rows"] for k, v in ray.get(ledger.snapshot.remote()).items()},
                         metrics=RayMetrics(run_dir.name))
-    for summary in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        progress.add(summary)
-        if progress.too_many_errors(cfg.max_error_share):
-            raise TooManyErrors(
-                f"{progress.errors} rows failed in stages, over max_error_share={cfg.max_error_share} of the "
-                f"{progress.done - progress.start_done} made so far; their reject reasons ('error: …') and the "
-                f"stage actors' logs say why — fix the cause, then resume with {resume_command(run_dir)} (raise "
-                f"max_error_share to accept them)")
+    try:
+        for summary in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            progress.add(summary)
+            if progress.too_many_errors(cfg.max_error_share):
+                raise TooManyErrors(
+                    f"{progress.errors} rows failed in stages, over max_error_share={cfg.max_error_share} of the "
+                    f"{progress.done - progress.start_done} made so far; their reject reasons ('error: …') and "
+                    f"the stage actors' logs say why — fix the cause, then resume with {resume_command(run_dir)} "
+                    f"(raise max_error_share to accept them)")
+    except TooManyErrors:
+        raise
+    except Exception as exc:
+        gone = engine_gone(exc)
+        if gone is None:
+            raise
+        wait_loaded(engines, timeout_s=LOAD_ERROR_WAIT_S)  # an engine that failed to load says why, by model
+        raise EngineUnavailable(f"{gone} — what is on disk in {run_dir} is kept; resume with "
+                                f"{resume_command(run_dir)}") from exc
     log.info("%s", progress.line())
+
+
+def engine_gone(exc: BaseException) -> str | None:
+    """The message of the EngineUnavailable behind a failed execution, if any. Ray Data wraps a stage's error and
+    Ray ships it between processes as text (the chain of causes does not travel), so its last
+    `EngineUnavailable: …` line is read when the chain has none."""
+    seen, cur = set(), exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, EngineUnavailable) and not isinstance(cur, ray_error()):
+            return str(cur).strip()
+        cur = cur.__cause__ or getattr(cur, "cause", None) or cur.__context__
+    found = re.findall(r"EngineUnavailable: (.+)", str(exc))
+    return found[-1].strip() if found else None
+
+
+def ray_error() -> type:
+    import ray
+
+    return ray.exceptions.RayError
 
 
 def refill(stores: dict, files: list, cfg) -> None:

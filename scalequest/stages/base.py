@@ -8,7 +8,7 @@ import math
 import re
 from typing import Any, Iterable
 
-from scalequest.errors import StageInputError
+from scalequest.errors import EngineUnavailable, StageInputError
 from scalequest.schema import REJECT_REASON, REJECT_STAGE
 
 
@@ -98,10 +98,12 @@ def run_guarded(stage, batch: dict, name: str, on_error=None) -> dict:
     """`stage(batch)`; when it raises (anything but a broken contract, StageInputError), the batch again one row at
     a time: rows that still raise become rejects of stage `name` with `error_reason`, the others keep the stage's
     output. `on_error(row_index, exc)` is told about each failing row (logging). One bad row never fails its
-    batch, and one bad batch never fails the run."""
+    batch, and one bad batch never fails the run. An engine that is gone (EngineUnavailable: failed to load, or
+    dead past its restarts) is no fault of the rows: it fails the batch, so no row is written and the run stops
+    resumable."""
     try:
         return stage(batch)
-    except StageInputError:
+    except (StageInputError, EngineUnavailable):
         raise
     except Exception:  # noqa: BLE001 - isolated row by row below
         if not batch:
@@ -112,7 +114,7 @@ def run_guarded(stage, batch: dict, name: str, on_error=None) -> dict:
         row = {k: v[i:i + 1] for k, v in batch.items()}
         try:
             outs.append(passthrough(stage(row)))
-        except StageInputError:
+        except (StageInputError, EngineUnavailable):
             raise
         except Exception as exc:  # noqa: BLE001 - the row becomes a reject with the reason
             if on_error is not None:

@@ -124,6 +124,23 @@ def test_run_on_a_ray_too_small_for_the_pipeline_fails_fast_and_names_the_fix(ti
 
 
 @pytest.mark.ray
+def test_engine_that_fails_to_load_stops_the_run_by_name_and_writes_no_row(tiny_llm, tmp_path):
+    """The stage actors start while the engine loads; when the load fails, the run stops with the model's key and
+    vLLM's reason, and the rows that waited on it are not written as rejects (a resume makes them)."""
+    from scalequest.errors import EngineUnavailable
+
+    cfg = load_config("tiny", [
+        *tiny_llm, "models.smollm2.max_model_len=4096",  # over the tiny model's 2048 positions: vLLM refuses it
+        "num_candidates=8", f"output.dir={tmp_path}", "language.enabled=false", "question_type.enabled=false",
+        "decontam.enabled=false", "near_dup.enabled=false", "ray.num_cpus=8"])
+    with pytest.raises(EngineUnavailable, match=r"models\.smollm2: the vLLM engine for .* failed to load: "
+                                                r".*max_model_len.* — fix the model's settings"):
+        run_synthesis(cfg)
+    [run_dir] = tmp_path.iterdir()
+    assert not list(run_dir.rglob("*.parquet")), "rows that never reached an engine were written"
+
+
+@pytest.mark.ray
 @pytest.mark.slow
 def test_tiny_config_produces_kept_pairs(tmp_path, shared_data):
 
