@@ -201,20 +201,16 @@ def engine_gone(exc: BaseException) -> str | None:
     """The message of the EngineUnavailable behind a failed execution, if any. Ray Data wraps a stage's error and
     Ray ships it between processes as text (the chain of causes does not travel), so its last
     `EngineUnavailable: …` line is read when the chain has none."""
+    import ray
+
     seen, cur = set(), exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, EngineUnavailable) and not isinstance(cur, ray_error()):
+        if isinstance(cur, EngineUnavailable) and not isinstance(cur, ray.exceptions.RayError):
             return str(cur).strip()
         cur = cur.__cause__ or getattr(cur, "cause", None) or cur.__context__
     found = re.findall(r"EngineUnavailable: (.+)", str(exc))
     return found[-1].strip() if found else None
-
-
-def ray_error() -> type:
-    import ray
-
-    return ray.exceptions.RayError
 
 
 def refill(stores: dict, files: list, cfg) -> None:

@@ -5,7 +5,7 @@ still raises."""
 import numpy as np
 import pytest
 
-from scalequest.errors import StageInputError
+from scalequest.errors import EngineUnavailable, StageInputError
 from scalequest.stages.base import Rejects, column, error_reason, require, run_guarded
 
 
@@ -52,6 +52,15 @@ def test_a_passing_batch_is_the_stage_output_unchanged():
 def test_a_broken_contract_still_raises():
     with pytest.raises(StageInputError, match="missing column"):
         run_guarded(Double(), {"id": [1]}, "double")
+
+
+def test_an_engine_that_is_gone_fails_the_batch_instead_of_rejecting_its_rows():
+    class NoEngine:
+        def __call__(self, batch):
+            raise EngineUnavailable("models.m: the vLLM engine for m died")
+
+    with pytest.raises(EngineUnavailable, match="models.m"):
+        run_guarded(NoEngine(), {"id": [0, 1], "x": [1, 2]}, "responses")
 
 
 def test_error_reason_is_one_short_line():
