@@ -13,11 +13,16 @@ class ChatFormatter:
     """Formats prompts with the chat template of the tokenizer at `model_path`.
 
     Loads only the tokenizer, on first use (so instances pickle small); `trust_remote_code` follows the model config.
+    `learn_frame()` renders the user turn once around a sentinel: when the template puts the text in verbatim (checked
+    on a second probe with edge whitespace, newlines and braces), `user_prompt` is then plain concatenation, and a
+    pickled copy carries the frame, not the tokenizer: a stage actor never imports transformers (~9 CPU-s each, which
+    a lazy load spent mid-run, beside the engine). Templates that change the text (e.g. `| trim`) keep the tokenizer.
     """
 
     def __init__(self, model_path: str, trust_remote_code: bool = False):
         self.model_path, self.trust_remote_code = model_path, trust_remote_code
         self._tokenizer = None
+        self._frame: tuple[str, str] | None = None  # (before, after) the user text, once learned and verified
 
     @property
     def tokenizer(self):
@@ -35,11 +40,25 @@ class ChatFormatter:
 
     def user_prompt(self, text: str) -> str:
         """`text` as one user turn followed by the assistant's generation prompt."""
+        if self._frame is not None:
+            return self._frame[0] + text + self._frame[1]
+        return self._render(text)
+
+    def _render(self, text: str) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
             return f"{text}\n\n"
         return self.tokenizer.apply_chat_template(
             [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
         )
+
+    def learn_frame(self) -> ChatFormatter:
+        """Learn the text that the template puts before and after a user turn's content, when it puts the content
+        in verbatim (two probes agree); else leave `user_prompt` on the tokenizer. Returns self."""
+        sentinel, probe = "\x00scalequest-frame\x00", "  Two lines,\nwith {{ braces }} and <tags>.  \n"
+        before, found, after = self._render(sentinel).partition(sentinel)
+        if found and sentinel not in after and self._render(probe) == before + probe + after:
+            self._frame = (before, after)
+        return self
 
     def prefix(self, template: str, custom_prefix: str | None = None) -> tuple[str, list[str]]:
         """(pre-query prefix, end-of-turn stop strings) for a generator of family `template`."""

@@ -34,8 +34,10 @@ SCORED = FUNNEL_STAGES[: FUNNEL_STAGES.index("difficulty") + 1]
 
 
 def formatter(cfg, name: str) -> ChatFormatter:
+    """The chat formatter of model `name`, its user-turn frame learned here (the driver), so that the stage actors
+    it is shipped to format by concatenation and never load the tokenizer."""
     m = cfg.models[name]
-    return ChatFormatter(m.path, m.trust_remote_code)
+    return ChatFormatter(m.path, m.trust_remote_code).learn_frame()
 
 
 def provenance(cfg, prefixes) -> tuple[dict, dict]:
