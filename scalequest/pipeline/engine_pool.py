@@ -151,6 +151,18 @@ def wait_loaded(clients: dict[str, RemoteEngine], timeout_s: float | None = None
     return loaded_at
 
 
+def still_loading(clients: dict[str, RemoteEngine]) -> list[str]:
+    """Names of the models some replica of which has not finished loading yet (failed loads count as done:
+    `wait_loaded` reports them). Does not block."""
+    out = []
+    for name, c in clients.items():
+        if c.loading:
+            done, _ = ray.wait(c.loading, num_returns=len(c.loading), timeout=0)
+            if len(done) < len(c.loading):
+                out.append(name)
+    return out
+
+
 def _cause(exc: BaseException, limit: int = 400) -> str:
     """The original error of a failed actor constructor, from Ray's text of it: the last `SomeError: …` line of the
     traceback it carries and the two lines after it (pydantic puts the reason there), at most `limit` characters."""

@@ -1,7 +1,9 @@
-"""The run's status line: printed every `output.progress_every_s` seconds while shards are written, and once at
-the end. Plain text (no carriage returns), so it reads the same in a terminal and in a job's log file:
+"""The run's status line: printed every `output.progress_every_s` seconds from the start of the stream (a timer
+thread ticks it also while no block arrives: engines loading, a slow stage), and once at the end. Plain text (no
+carriage returns), so it reads the same in a terminal and in a job's log file:
 
   progress: 48/64 candidates (75%), 30 kept, 6,120 tokens at 41.3 tok/s, ETA 2m10s | generate 48, language 48, …
+  progress: 0/64 candidates (0%), 0 kept, 0 failed, 0 tokens at 0.0 tok/s, ETA ? | loading engine(s): smollm2
 
 Fed by the one summary row `WriteShards` returns per block; the per-stage counts come from the stage ledger.
 `RayMetrics` publishes the same figures as Ray gauges (`ray_scalequest_*` on every node's metrics endpoint, so
@@ -12,6 +14,7 @@ Test: tests/pipeline/test_progress.py.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -30,28 +33,54 @@ def _duration(seconds: float) -> str:
 class Progress:
     """Counts written rows against `total`; `done`/`kept` are what earlier executions of the run left on disk.
 
-    `stage_rows()` (optional) returns {stage: rows processed so far}; `clock` is injectable for tests.
+    `stage_rows()` (optional) returns {stage: rows processed so far}; `loading()` (optional) the models whose
+    engines are still loading; `clock` is injectable for tests. `add` (the stream) and `tick` (a timer thread) may
+    run in two threads.
     """
 
     def __init__(self, total: int, done: int = 0, kept: int = 0, every_s: float = 30.0,
                  stage_rows: Callable[[], dict] | None = None, clock: Callable[[], float] = time.monotonic,
-                 metrics: RayMetrics | None = None):
+                 metrics: RayMetrics | None = None, loading: Callable[[], list[str]] | None = None):
         self.total, self.done, self.kept, self.every_s = total, done, kept, every_s
         self.start_done, self.tokens, self.errors = done, 0, 0
-        self.stage_rows, self.clock, self.metrics = stage_rows, clock, metrics
+        self.stage_rows, self.clock, self.metrics, self.loading = stage_rows, clock, metrics, loading
         self.t0 = self.last = clock()
+        self._lock = threading.Lock()
 
     def add(self, summary: dict) -> None:
         """Count one block's summary row(s) (columns: rows, kept, and the token columns); log when due."""
-        self.done += int(sum(summary["rows"]))
-        self.kept += int(sum(summary["kept"]))
-        self.errors += int(sum(summary.get("errors", [0])))
-        self.tokens += int(sum(sum(summary[c]) for c in TOKEN_COLUMNS if c in summary))
-        if self.clock() - self.last >= self.every_s:
-            self.last = self.clock()
+        with self._lock:
+            self.done += int(sum(summary["rows"]))
+            self.kept += int(sum(summary["kept"]))
+            self.errors += int(sum(summary.get("errors", [0])))
+            self.tokens += int(sum(sum(summary[c]) for c in TOKEN_COLUMNS if c in summary))
+        self.tick()
+
+    def tick(self) -> None:
+        """Log the status line when `every_s` has passed since the last one; else only update the metrics."""
+        with self._lock:
+            due = self.clock() - self.last >= self.every_s
+            if due:
+                self.last = self.clock()
+        if due:
             log.info("%s", self.line())
         elif self.metrics is not None:
             self.metrics.update(self, None)
+
+    def ticking(self, every_s: float) -> threading.Event:
+        """Start a daemon thread that calls `tick` every `every_s` seconds until the returned event is set. A tick
+        that fails (e.g. Ray going down at the end) is logged at debug level and the thread goes on."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every_s):
+                try:
+                    self.tick()
+                except Exception as exc:  # noqa: BLE001 — the status line must never end the run
+                    log.debug("progress tick failed: %r", exc)
+
+        threading.Thread(target=loop, name="scalequest-progress", daemon=True).start()
+        return stop
 
     def rate(self) -> float:
         return self.tokens / max(self.clock() - self.t0, 1e-9)
@@ -74,6 +103,8 @@ class Progress:
         rows = self.stage_rows() if self.stage_rows is not None else {}
         if rows:
             text += " | " + ", ".join(f"{k} {v:,}" for k, v in rows.items())
+        if waiting := (self.loading() if self.loading is not None else []):
+            text += f" | loading engine(s): {', '.join(waiting)}"
         if self.metrics is not None:
             self.metrics.update(self, rows)
         return text

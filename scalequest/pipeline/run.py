@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from scalequest.errors import ConfigError, EngineUnavailable, RunInterrupted, TooManyErrors
-from scalequest.pipeline.engine_pool import engine_busy, stop_engines, wait_loaded
+from scalequest.pipeline.engine_pool import engine_busy, still_loading, stop_engines, wait_loaded
 from scalequest.pipeline.preflight import preflight
 from scalequest.pipeline.storage import Folder
 from scalequest.runtime import init_ray, release_vllm_shm, shm_segments
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 WRITER_GRACE_S = 1.0
 STALE_SHM_S = 10.0  # an unmapped vLLM segment this old is a leftover, not one being set up
 LOAD_ERROR_WAIT_S = 30.0  # for a dead engine's load error, once its calls failed
+TICK_S = 5.0  # the status line's timer checks this often whether a line is due (output.progress_every_s)
 
 
 def check_cluster_fits(cfg) -> None:
@@ -166,17 +167,18 @@ def _stream(cfg, run_dir: Folder, engines: dict, ledger, scan, todo, token: str)
     from scalequest.pipeline.run_dir import THRESHOLD_FILE, resume_command
     from scalequest.pipeline.shards import WriteShards
 
-    stores = new_stores(cfg)
-    refill(stores, scan.files, cfg)  # a question kept before a stop still blocks its copies after it
-    calibration = (difficulty_calibration(cfg, lambda: calibration_scores(cfg, engines, todo),
-                                          run_dir / THRESHOLD_FILE) if cfg.difficulty.model_path else None)
-    ds = build_dataset(cfg, engines, ledger, todo, stores, calibration)
-    ds = ds.map_batches(WriteShards(run_dir, token), batch_size=None, batch_format="pyarrow",
-                        num_cpus=CLIENT_CPUS)
     progress = Progress(cfg.num_candidates, len(scan.ids), scan.kept, cfg.output.progress_every_s,
                         lambda: {k: v["rows"] for k, v in ray.get(ledger.snapshot.remote()).items()},
-                        metrics=RayMetrics(run_dir.name))
+                        metrics=RayMetrics(run_dir.name), loading=lambda: still_loading(engines))
+    ticking = progress.ticking(min(cfg.output.progress_every_s, TICK_S))  # also while engines load, calibrate
     try:
+        stores = new_stores(cfg)
+        refill(stores, scan.files, cfg)  # a question kept before a stop still blocks its copies after it
+        calibration = (difficulty_calibration(cfg, lambda: calibration_scores(cfg, engines, todo),
+                                              run_dir / THRESHOLD_FILE) if cfg.difficulty.model_path else None)
+        ds = build_dataset(cfg, engines, ledger, todo, stores, calibration)
+        ds = ds.map_batches(WriteShards(run_dir, token), batch_size=None, batch_format="pyarrow",
+                            num_cpus=CLIENT_CPUS)
         for summary in ds.iter_batches(batch_size=None, batch_format="numpy"):
             progress.add(summary)
             if progress.too_many_errors(cfg.max_error_share):
@@ -194,6 +196,8 @@ def _stream(cfg, run_dir: Folder, engines: dict, ledger, scan, todo, token: str)
         wait_loaded(engines, timeout_s=LOAD_ERROR_WAIT_S)  # an engine that failed to load says why, by model
         raise EngineUnavailable(f"{gone} — what is on disk in {run_dir} is kept; resume with "
                                 f"{resume_command(run_dir)}") from exc
+    finally:
+        ticking.set()
     log.info("%s", progress.line())
 
 

@@ -1,6 +1,8 @@
 """The status line: counts, rate and ETA from block summaries, on an injected clock; the same figures as Ray
 gauges on the metrics endpoint."""
 
+import time
+
 import pytest
 
 from scalequest.pipeline.progress import Progress
@@ -43,6 +45,38 @@ def test_progress_before_any_block_and_at_the_end():
     clock.t += 5
     p.add(block(10, 3, 0))
     assert "10/10 candidates (100%), 3 kept" in p.line() and p.line().endswith("ETA 0s")
+
+
+def test_the_line_comes_when_due_without_blocks_and_names_engines_still_loading(caplog):
+    clock, loading = Clock(), ["smollm2"]
+    p = Progress(64, every_s=15, clock=clock, loading=lambda: list(loading))
+    with caplog.at_level("INFO", logger="scalequest.pipeline.progress"):
+        clock.t += 10
+        p.tick()
+        assert not caplog.records  # not due yet
+        clock.t += 6
+        p.tick()
+        clock.t += 1
+        p.tick()  # due again only 15 s after the last line
+    [record] = caplog.records
+    assert record.getMessage() == ("progress: 0/64 candidates (0%), 0 kept, 0 failed, 0 tokens at 0.0 tok/s, ETA ? "
+                                   "| loading engine(s): smollm2")
+    loading.clear()
+    assert "loading" not in p.line()
+
+
+def test_the_timer_thread_prints_lines_until_stopped(caplog):
+    p = Progress(10, every_s=0.05)
+    with caplog.at_level("INFO", logger="scalequest.pipeline.progress"):
+        stop = p.ticking(0.01)
+        deadline = time.monotonic() + 10
+        while len(caplog.records) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+        time.sleep(0.1)
+        seen = len(caplog.records)
+        time.sleep(0.2)
+    assert seen >= 3 and len(caplog.records) == seen  # lines while ticking, none after the stop
 
 
 def test_too_many_errors_needs_more_than_the_share_and_more_than_one():

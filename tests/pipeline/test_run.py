@@ -43,7 +43,8 @@ def _check_funnel(report, n):
 
 
 @pytest.mark.ray
-def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_scorer_model, tmp_path, no_shm_left):
+def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_scorer_model, tmp_path, no_shm_left,
+                                                   caplog):
     n = 24
     stops = list(string.ascii_letters) + ["\ufffd"]  # a random model only ends a "question" on these
     cfg = load_config("tiny", [
@@ -52,10 +53,15 @@ def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_sco
         "generators.0.sampling.max_tokens=16", "language.enabled=false", "question_type.enabled=false", "solvability.enabled=false",
         "responses.n=2", "responses.sampling.max_tokens=8", "responses.force_answer=false", "ray.num_cpus=8",
         f"difficulty.model_path={tiny_scorer_model}", "difficulty.drop_easiest_share=0.5",
+        "output.progress_every_s=1",
     ])
     no_shm_left.watch(ray_only=True)
-    run_dir = Path(run_synthesis(cfg))  # a local run folder
+    with caplog.at_level("INFO", logger="scalequest.pipeline"):  # .progress ticks, .run the final line
+        run_dir = Path(run_synthesis(cfg))  # a local run folder
     no_shm_left()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress: ")]
+    assert any(x.endswith("| loading engine(s): smollm2") for x in lines), lines  # a line while the engine loads
+    assert lines[-1].startswith(f"progress: {n}/{n} candidates (100%)") and "loading" not in lines[-1]
 
     table = _read_all(run_dir)
     assert table.num_rows == n and sorted(table.column("id").to_pylist()) == list(range(n))
