@@ -6,8 +6,10 @@ finalize. Engines are started before (they may still be loading) and shared; the
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 
 import ray
 from ray.data import ActorPoolStrategy
@@ -38,6 +40,12 @@ def formatter(cfg, name: str) -> ChatFormatter:
     it is shipped to format by concatenation and never load the tokenizer."""
     m = cfg.models[name]
     return ChatFormatter(m.path, m.trust_remote_code).learn_frame()
+
+
+def formatters(cfg) -> Callable[[str], ChatFormatter]:
+    """model key → `formatter(cfg, key)`, each built once per call of this: one dataset build loads each model's
+    tokenizer once, for the generator prefixes and every stage that formats prompts."""
+    return functools.cache(lambda name: formatter(cfg, name))
 
 
 def provenance(cfg, prefixes) -> tuple[dict, dict]:
@@ -104,9 +112,11 @@ def cpu_reservation(cfg) -> dict[str, float]:
     return {"engines": engines, "stage actors": round(stages, 2), "read/write tasks": 1.0}
 
 
-def generator_prefixes(cfg) -> dict[str, tuple[str, list[str]]]:
-    """Generator name → (pre-query prefix + hint, end-of-turn stops), from each generator model's tokenizer."""
-    prefixes = stage_prefixes(cfg.generators, {g.model: formatter(cfg, g.model) for g in cfg.generators})
+def generator_prefixes(cfg, fmt: Callable[[str], ChatFormatter] | None = None) -> dict[str, tuple[str, list[str]]]:
+    """Generator name → (pre-query prefix + hint, end-of-turn stops), from each generator model's tokenizer
+    (`fmt`: model key → ChatFormatter, default `formatters(cfg)`)."""
+    fmt = fmt or formatters(cfg)
+    prefixes = stage_prefixes(cfg.generators, {g.model: fmt(g.model) for g in cfg.generators})
     for name, (prefix, stops) in prefixes.items():
         log.info("generator %s: prefix %r, stops %r", name, prefix, stops)
     return prefixes
@@ -127,18 +137,20 @@ def id_dataset(ids, block_rows: int):
 def question_dataset(cfg, engines: dict, ledger, prefixes: dict | None = None, ids=None):
     """The front of the pipeline: ids (default 0..num_candidates-1) → GenerateQuestions, which assigns generators
     (one row per candidate, with its question or reject reason). `bench/generation_throughput.py` times this."""
-    return _front(cfg, engines, ledger, prefixes or generator_prefixes(cfg), ids, None, ("generate",))
+    fmt = formatters(cfg)
+    return _front(cfg, engines, ledger, prefixes or generator_prefixes(cfg, fmt), ids, None, ("generate",), fmt)
 
 
 def scored_dataset(cfg, engines: dict, ledger, ids=None, stores: dict | None = None,
-                   prefixes: dict | None = None):
+                   prefixes: dict | None = None, fmt: Callable[[str], ChatFormatter] | None = None):
     """ids → generate → language → question type → [decontam] → dedup → [near dup] → [solvability] →
     [difficulty score]: every stage before any row is dropped by difficulty (the calibration pass runs exactly
     this). `stores`: the run's dedup seen set and near-dup index (`new_stores`; new, empty ones by default)."""
-    return _front(cfg, engines, ledger, prefixes or generator_prefixes(cfg), ids, stores, SCORED)
+    fmt = fmt or formatters(cfg)
+    return _front(cfg, engines, ledger, prefixes or generator_prefixes(cfg, fmt), ids, stores, SCORED, fmt)
 
 
-def _front(cfg, engines, ledger, prefixes, ids, stores, names):
+def _front(cfg, engines, ledger, prefixes, ids, stores, names, fmt):
     import numpy as np
 
     b = DatasetBuilder(ledger)
@@ -146,7 +158,7 @@ def _front(cfg, engines, ledger, prefixes, ids, stores, names):
     ds = id_dataset(np.arange(cfg.num_candidates, dtype=np.int64) if ids is None else ids, gen_batch)
     if "dedup" in names:
         stores = stores or new_stores(cfg)
-    kwargs = stage_kwargs(cfg, engines, prefixes, lambda name: formatter(cfg, name), stores)
+    kwargs = stage_kwargs(cfg, engines, prefixes, fmt, stores)
     for spec in stage_plan(cfg):
         if spec.name in names:
             ds = b.add_spec(ds, spec, kwargs[spec.name]())
@@ -170,9 +182,10 @@ def build_dataset(cfg, engines: dict, ledger, ids=None, stores: dict | None = No
     plan. `calibration`: per generator, the difficulty below which questions are dropped ("thresholds") and the
     difficulty bins' keep probabilities ("acceptance") (`scalequest.pipeline.calibrate`)."""
     b = DatasetBuilder(ledger)
-    prefixes = generator_prefixes(cfg)
+    fmt = formatters(cfg)
+    prefixes = generator_prefixes(cfg, fmt)
     stores = stores or new_stores(cfg)
-    ds = scored_dataset(cfg, engines, ledger, ids, stores, prefixes)
+    ds = scored_dataset(cfg, engines, ledger, ids, stores, prefixes, fmt)
     calibration = calibration or {}
     if cfg.difficulty.model_path:
         ds = ds.map_batches(DropEasiest(calibration.get("thresholds") or {}), batch_size=None, batch_format="numpy",
@@ -181,7 +194,7 @@ def build_dataset(cfg, engines: dict, ledger, ids=None, stores: dict | None = No
         d = cfg.difficulty
         ds = ds.map_batches(SampleDifficulty(calibration["acceptance"], d.bin_edges, d.names, cfg.seed),
                             batch_size=None, batch_format="numpy", num_cpus=CLIENT_CPUS)
-    kwargs = stage_kwargs(cfg, engines, prefixes, lambda name: formatter(cfg, name), stores)
+    kwargs = stage_kwargs(cfg, engines, prefixes, fmt, stores)
     for spec in stage_plan(cfg):
         if spec.name not in SCORED:
             ds = b.add_spec(ds, spec, kwargs[spec.name]())
