@@ -112,13 +112,52 @@ def cpu_by_role(sampler) -> dict[str, float]:
             if v.cpu_s >= 0.5}
 
 
-def one_pair(cfg, candidates: int) -> tuple[dict, dict]:
-    """The pipeline, then bare vLLM on the same rows; both sides' figures and CPU seconds by role."""
+def _spin(share: float, stop) -> None:
+    """Busy for `share` of every 10 ms until `stop` is set (one process = at most one core)."""
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < share * 0.01:
+            pass
+        time.sleep((1 - share) * 0.01)
+
+
+class CpuLoad:
+    """`with CpuLoad(cores):` processes at niceness 0 that keep `cores` CPUs busy (0.36 = one process busy 36% of
+    the time), the way the pipeline's own processes (Ray's daemons, the driver, stage actors) sit beside vLLM."""
+
+    def __init__(self, cores: float):
+        import multiprocessing as mp
+
+        self.stop = mp.Event()
+        shares = [1.0] * int(cores) + ([cores % 1] if cores % 1 > 0.01 else [])
+        self.procs = [mp.Process(target=_spin, args=(s, self.stop), daemon=True) for s in shares]
+
+    def __enter__(self):
+        for p in self.procs:
+            p.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for p in self.procs:
+            p.join()
+
+
+def one_pair(cfg, candidates: int, burn: float = 0.0) -> tuple[dict, dict]:
+    """The pipeline, then bare vLLM on the same rows; both sides' figures and CPU seconds by role. With `burn`,
+    bare vLLM once more beside a `CpuLoad(burn)`: what that much CPU taken from vLLM costs on its own."""
     with ProcessSampler(os.getpid(), every=1.0) as pipe_cpu:
         rows, pipe = pipeline(cfg)
     with ProcessSampler(os.getpid(), every=1.0) as bare_cpu:
         raw = bare(cfg, rows)
     pipe["cpu_s_by_role"], raw["cpu_s_by_role"] = cpu_by_role(pipe_cpu), cpu_by_role(bare_cpu)
+    if burn:
+        with CpuLoad(burn):
+            loaded = bare(cfg, rows)
+        raw["beside_load"] = dict(cores=burn, tok_s=loaded["tok_s"], seconds=loaded["seconds"],
+                                  ratio=round(loaded["tok_s"] / raw["tok_s"], 3))
+        print(f"bare vLLM beside a {burn:g}-core load: {loaded['tokens']} tokens in {loaded['seconds']} s = "
+              f"{loaded['tok_s']} tok/s, {raw['beside_load']['ratio']:.2f}x bare vLLM alone")
     ratio = pipe["tok_s"] / raw["tok_s"]
     with_start = (pipe["tokens"]["total"] / pipe["with_start_s"]) / (raw["tokens"] / raw["with_start_s"])
     print(f"\n{candidates} candidates, {pipe['kept']} kept ({pipe['run_dir']})")
@@ -143,6 +182,9 @@ def main(argv=None) -> dict:
     p.add_argument("--candidates", type=int, default=64)
     p.add_argument("--repeats", type=int, default=1,
                    help="pipeline/bare pairs, one after the other; the median ratio is the figure (noisy machines)")
+    p.add_argument("--burn", type=float, default=0.0, metavar="CORES",
+                   help="also run bare vLLM beside busy-loop processes taking this many cores (e.g. the pipeline's "
+                        "own non-vLLM share): the ratio that CPU share alone gives")
     p.add_argument("--out", default="bench/results/end_to_end.json")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     args = p.parse_args(argv)
@@ -152,12 +194,15 @@ def main(argv=None) -> dict:
     cfg = load_config(args.config, [f"num_candidates={args.candidates}", *args.overrides])
     os.environ.update(cfg.ray.env_vars)  # the in-process engine gets the same vLLM settings as the engine actor
     load_start = os.getloadavg()
-    pairs = [one_pair(cfg, args.candidates) for _ in range(args.repeats)]
+    pairs = [one_pair(cfg, args.candidates, args.burn) for _ in range(args.repeats)]
     ratio = statistics.median(x["ratio"] for x in pairs)
     with_start = statistics.median(x["ratio_with_start"] for x in pairs)
     print(f"\npipeline / bare vLLM over {len(pairs)} pair(s): median {ratio:.2f}x (each: "
           f"{', '.join(str(x['ratio']) for x in pairs)}), with start-up {with_start:.2f}x  (goal >= 0.95x); "
           f"load average {load_start} -> {os.getloadavg()}")
+    if args.burn:
+        beside = statistics.median(x["bare"]["beside_load"]["ratio"] for x in pairs)
+        print(f"bare vLLM beside a {args.burn:g}-core load / bare vLLM alone: median {beside:.2f}x")
     result = dict(config=args.config, candidates=args.candidates, overrides=args.overrides, pairs=pairs,
                   ratio=round(ratio, 3), ratio_with_start=round(with_start, 3),
                   load_avg=[load_start, os.getloadavg()], cpus=os.cpu_count())

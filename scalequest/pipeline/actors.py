@@ -1,6 +1,6 @@
 """Small Ray actors the pipeline shares between stage replicas: the run's seen-question set (exact dedup), its
 near-duplicate LSH index split by bands, and the per-stage timing ledger for the run report; plus `TimedStage`,
-which runs any stage and reports its busy time."""
+which runs any stage and reports its busy time, and `StageChain`, several of them in one actor."""
 
 from __future__ import annotations
 
@@ -135,3 +135,18 @@ class TimedStage:
         rows = len(next(iter(batch.values()))) if batch else 0
         self.ledger.record.remote(self.name, time.perf_counter() - t0, rows, start_wall, time.time())
         return out
+
+
+class StageChain:
+    """Stages folded into one Ray Data operator (`plan.operators`): `members` = (stage class, kwargs, name) in
+    pipeline order; each actor builds all of them and runs each block through them one after the other, each as
+    a `TimedStage` (guarded, timed to the ledger under its own name), so funnel, progress and report still see
+    every stage."""
+
+    def __init__(self, members: list[tuple], ledger):
+        self.stages = [TimedStage(cls, kwargs, name, ledger) for cls, kwargs, name in members]
+
+    def __call__(self, batch):
+        for stage in self.stages:
+            batch = stage(batch)
+        return batch

@@ -15,11 +15,12 @@ import ray
 from ray.data import ActorPoolStrategy
 
 from scalequest.engines.chat import ChatFormatter
-from scalequest.pipeline.actors import RemoteBandGroups, RemoteSeenSet, TimedStage
+from scalequest.pipeline.actors import RemoteBandGroups, RemoteSeenSet, StageChain, TimedStage
 from scalequest.pipeline.plan import (
     CLIENT_CPUS,
     STAGE_MEMORY,
     StageSpec,
+    operators,
     stage_kwargs,
     stage_plan,
     used_models,
@@ -71,24 +72,36 @@ class DatasetBuilder:
         self.ledger = ledger
 
     def add(self, ds, name, stage_cls, kwargs, *, batch_size, concurrency=1, calls=1, num_cpus=CLIENT_CPUS,
-            num_gpus=0.0, max_concurrency=None, resources=None):
+            num_gpus=0.0, max_concurrency=None, resources=None, memory=STAGE_MEMORY):
         """`concurrency` actors of `stage_cls` (up to `max_concurrency` when set, on nodes that have `resources`);
         each runs up to `calls` batches at once in threads (LLM stages: a call mostly waits on the engine actor,
         so several per actor keep the engine's batch full)."""
-        named = type(stage_cls.__name__, (TimedStage,), {})  # so Ray's progress shows the stage, not the wrapper
-        return ds.map_batches(
-            named,
-            fn_constructor_kwargs=dict(stage_cls=stage_cls, kwargs=kwargs, name=name, ledger=self.ledger),
-            batch_size=batch_size, compute=actor_pool(concurrency, max_concurrency, calls), num_cpus=num_cpus,
-            num_gpus=num_gpus or None, memory=STAGE_MEMORY, batch_format="numpy",
-            **({"resources": dict(resources)} if resources else {}),
-        )
+        return self._actors(ds, stage_cls.__name__, TimedStage,
+                            dict(stage_cls=stage_cls, kwargs=kwargs, name=name, ledger=self.ledger),
+                            batch_size=batch_size, compute=actor_pool(concurrency, max_concurrency, calls),
+                            num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, memory=memory)
 
-    def add_spec(self, ds, spec: StageSpec, kwargs: dict):
-        """`add` with the batch size, actors, calls and resources of a stage-plan entry."""
-        return self.add(ds, spec.name, spec.cls, kwargs, batch_size=spec.batch_size, concurrency=spec.actors,
-                        calls=spec.calls, num_cpus=spec.num_cpus, num_gpus=spec.num_gpus,
-                        max_concurrency=spec.max_actors, resources=spec.resources)
+    def add_op(self, ds, op: tuple[StageSpec, ...], kwargs: dict):
+        """One operator of `plan.operators` with the batch size, actors, calls and resources of the plan: a stage
+        (`kwargs[name]()` builds its keywords), or stages folded into one `StageChain`, which holds the CPUs and
+        memory of all of them."""
+        spec = op[0]
+        if len(op) == 1:
+            return self.add(ds, spec.name, spec.cls, kwargs[spec.name](), batch_size=spec.batch_size,
+                            concurrency=spec.actors, calls=spec.calls, num_cpus=spec.num_cpus, num_gpus=spec.num_gpus,
+                            max_concurrency=spec.max_actors, resources=spec.resources)
+        return self._actors(ds, "+".join(s.cls.__name__ for s in op), StageChain,
+                            dict(members=[(s.cls, kwargs[s.name](), s.name) for s in op], ledger=self.ledger),
+                            batch_size=None, compute=actor_pool(spec.actors, spec.max_actors, 1),
+                            num_cpus=round(sum(s.num_cpus for s in op), 2), num_gpus=0.0, resources=spec.resources,
+                            memory=STAGE_MEMORY * len(op))
+
+    @staticmethod
+    def _actors(ds, label, fn_cls, fn_kwargs, *, batch_size, compute, num_cpus, num_gpus, resources, memory):
+        named = type(label, (fn_cls,), {})  # so Ray's progress shows the stage(s), not the wrapper
+        return ds.map_batches(named, fn_constructor_kwargs=fn_kwargs, batch_size=batch_size, compute=compute,
+                              num_cpus=num_cpus, num_gpus=num_gpus or None, memory=memory, batch_format="numpy",
+                              **({"resources": dict(resources)} if resources else {}))
 
 
 def actor_pool(size: int, max_size: int | None, calls: int) -> ActorPoolStrategy:
@@ -159,9 +172,8 @@ def _front(cfg, engines, ledger, prefixes, ids, stores, names, fmt):
     if "dedup" in names:
         stores = stores or new_stores(cfg)
     kwargs = stage_kwargs(cfg, engines, prefixes, fmt, stores)
-    for spec in stage_plan(cfg):
-        if spec.name in names:
-            ds = b.add_spec(ds, spec, kwargs[spec.name]())
+    for op in operators([spec for spec in stage_plan(cfg) if spec.name in names]):
+        ds = b.add_op(ds, op, kwargs)
     return ds
 
 
@@ -195,9 +207,8 @@ def build_dataset(cfg, engines: dict, ledger, ids=None, stores: dict | None = No
         ds = ds.map_batches(SampleDifficulty(calibration["acceptance"], d.bin_edges, d.names, cfg.seed),
                             batch_size=None, batch_format="numpy", num_cpus=CLIENT_CPUS)
     kwargs = stage_kwargs(cfg, engines, prefixes, fmt, stores)
-    for spec in stage_plan(cfg):
-        if spec.name not in SCORED:
-            ds = b.add_spec(ds, spec, kwargs[spec.name]())
+    for op in operators([spec for spec in stage_plan(cfg) if spec.name not in SCORED]):
+        ds = b.add_op(ds, op, kwargs)
     ds = ds.map_batches(SelectBest(cfg.select), batch_size=None, batch_format="numpy", num_cpus=CLIENT_CPUS)
     per_gen, common = provenance(cfg, prefixes)
     return ds.map_batches(FinalizeRows(per_gen, common), batch_size=None, num_cpus=CLIENT_CPUS, batch_format="numpy")

@@ -86,6 +86,31 @@ def stage_plan(cfg) -> list[StageSpec]:
     return _placed(plan, cfg)
 
 
+def operators(plan: list[StageSpec]) -> list[tuple[StageSpec, ...]]:
+    """The plan as Ray Data operators, in order: consecutive stages that take whole blocks, call no engine, load
+    no model and have the same pool (actors, autoscaling bound, placement) run as one operator, each of its actors
+    running them one after the other on a block (`build.StageChain`); every other stage is an operator of its own.
+    A separate operator per filter costs a worker process and a trip through the object store per block, which on
+    a small machine is more CPU than the filter's work (the tiny config's five filters ran in five actors of
+    ~1 CPU-s each per run). Give a stage its own `concurrency` to keep it in its own actors."""
+    ops: list[tuple[StageSpec, ...]] = []
+    for spec in plan:
+        last = ops[-1][-1] if ops else None
+        if last is not None and _foldable(last) and _foldable(spec) and _pool_key(last) == _pool_key(spec):
+            ops[-1] = (*ops[-1], spec)
+        else:
+            ops.append((spec,))
+    return ops
+
+
+def _foldable(spec: StageSpec) -> bool:
+    return spec.batch_size is None and spec.calls == 1 and not (spec.models or spec.loads or spec.num_gpus)
+
+
+def _pool_key(spec: StageSpec) -> tuple:
+    return spec.actors, spec.max_actors, spec.resources
+
+
 def _placed(plan: list[StageSpec], cfg) -> list[StageSpec]:
     """Each spec with its stage config's `resources` (node placement)."""
     from dataclasses import replace

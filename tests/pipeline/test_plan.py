@@ -5,7 +5,7 @@ import pytest
 
 from scalequest.config import load_config
 from scalequest.pipeline.build import cpu_reservation
-from scalequest.pipeline.plan import stage_plan, used_models
+from scalequest.pipeline.plan import operators, stage_plan, used_models
 
 
 def test_plan_lists_the_actor_stages_in_order_with_optional_ones_when_enabled():
@@ -38,6 +38,20 @@ def test_cpu_reservation_sums_the_plan_and_the_engines_of_the_models_it_names():
     assert cpu_reservation(load_config("tiny"))["stage actors"] == pytest.approx(need["stage actors"] - 0.5)
 
 
+def test_filters_with_the_same_pool_fold_into_one_operator_and_a_pool_of_their_own_splits_them():
+    ops = operators(stage_plan(load_config("tiny")))
+    assert [[s.name for s in op] for op in ops] == [
+        ["generate"], ["language", "question_type", "decontam", "dedup", "near_dup"], ["solvability"],
+        ["responses"], ["reward"]]
+    split = operators(stage_plan(load_config("tiny", ["decontam.concurrency=2"])))
+    assert [[s.name for s in op] for op in split] == [
+        ["generate"], ["language", "question_type"], ["decontam"], ["dedup", "near_dup"], ["solvability"],
+        ["responses"], ["reward"]]  # reward loads nothing but takes batches of its own size
+    scored = operators(stage_plan(load_config("tiny", ["difficulty.model_path=x", "solvability.enabled=false"])))
+    assert [[s.name for s in op] for op in scored][1:3] == [
+        ["language", "question_type", "decontam", "dedup", "near_dup"], ["difficulty"]]  # loads its scorer
+
+
 def test_judge_model_is_used_only_while_the_judge_runs():
     cfg = load_config("tiny", ["models.judge={path: x}", "solvability.model=judge"])
     assert used_models(cfg) == {"smollm2", "judge"}
@@ -65,7 +79,7 @@ def test_a_pool_without_a_bound_is_fixed_and_a_bound_below_the_size_is_refused()
     pool = actor_pool(3, None, 4)
     assert (pool.min_size, pool.max_size, pool.max_tasks_in_flight_per_actor) == (3, 3, 4)
     with pytest.raises(ConfigError, match="max_concurrency 1 is below concurrency 2"):
-        load_config("tiny", ["responses.max_concurrency=1"])
+        load_config("tiny", ["responses.concurrency=2", "responses.max_concurrency=1"])
 
 
 def test_preflight_checks_the_models_the_plan_calls_or_loads(tmp_path, tiny_model):
