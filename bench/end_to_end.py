@@ -55,6 +55,7 @@ def pipeline(cfg) -> tuple[list[dict], dict]:
     return sorted(rows.to_pylist(), key=lambda r: r["id"]), dict(
         run_dir=str(run_dir), kept=report["kept"], seconds=round(seconds, 1), tokens=tokens,
         tok_s=round(tokens["total"] / seconds, 1), engine_busy_share=report["cost"].get("engine_busy_share"),
+        engine_busy_after_load=report["cost"].get("engine_busy_after_load"),
         engine_load_s=report["engine_load_s"], with_start_s=execution["wall_s"])
 
 
@@ -165,7 +166,8 @@ def one_pair(cfg, candidates: int, burn: float = 0.0) -> tuple[dict, dict]:
     for name, ph in raw["phases"].items():
         print(f"{name:10} {ph['rows']:5} {ph['tokens']:12} {ph['pipeline_tokens']:16} {ph['seconds']:8}")
     print(f"pipeline: {pipe['tokens']['total']} tokens in {pipe['seconds']} s = {pipe['tok_s']} tok/s "
-          f"(engine busy {pipe['engine_busy_share']})")
+          f"(engine busy {pipe['engine_busy_share']} of its engine-seconds, "
+          f"{pipe['engine_busy_after_load']} after load)")
     print(f"bare vLLM: {raw['tokens']} tokens in {raw['seconds']} s = {raw['tok_s']} tok/s")
     print(f"pipeline / bare vLLM: {ratio:.2f}x; load average now {os.getloadavg()}")
     for name, side in (("pipeline", pipe), ("bare vLLM", raw)):

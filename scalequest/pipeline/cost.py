@@ -7,7 +7,9 @@ beside the paper's figure.
 
 Engine-seconds count the whole time an engine is held, loading and idle moments included: that is what a
 cluster bills. Beside them, the busy share: of those engine-seconds, the ones with at least one call in flight
-(the engine actors count them), i.e. how well the stages keep the engines fed. Test: tests/pipeline/test_cost.py.
+(the engine actors count them); and the same share of the seconds after the engines loaded, i.e. how well the
+stages keep the engines fed (a short run's load alone makes the first share low). Test:
+tests/pipeline/test_cost.py.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ PAPER = {"gpu_hours_per_1m": 522.9, "usd_per_1m": 680.8, "hardware": "A100"}
 
 def record_execution(run_dir: Folder, cfg, engine_wall_s: float, made: int, busy: dict | None = None) -> None:
     """Append this execution's engine time (engines from start-up to the end of streaming) to the run folder;
-    `busy`: model → {"busy_s": …} over its replicas (`engine_pool.engine_busy`), where the engines answered."""
+    `busy`: model → {"up_s": …, "busy_s": …} over its replicas (`engine_pool.engine_busy`: seconds since loaded,
+    and of those with a call in flight), where the engines answered."""
     from scalequest.pipeline.plan import used_models
 
     models = {m: cfg.models[m] for m in sorted(used_models(cfg))}
@@ -34,6 +37,7 @@ def record_execution(run_dir: Folder, cfg, engine_wall_s: float, made: int, busy
         "engine_s": {m: round(engine_wall_s * c.replicas, 2) for m, c in models.items()},
         "gpu_s": {m: round(engine_wall_s * c.replicas * c.num_gpus, 2) for m, c in models.items()},
         "busy_s": {m: b["busy_s"] for m, b in (busy or {}).items() if m in models},
+        "up_s": {m: b["up_s"] for m, b in (busy or {}).items() if m in models and "up_s" in b},
     }
     (as_folder(run_dir) / EXECUTIONS_FILE).append_text(json.dumps(record) + "\n")
 
@@ -49,6 +53,7 @@ def cost_of(run_dir: Folder, cfg):
     engine_s: dict[str, float] = {}
     busy_s: dict[str, float] = {}
     timed_s: dict[str, float] = {}  # engine-seconds of the executions that recorded busy time
+    loaded: dict[str, tuple[float, float]] = {}  # model → (busy, up) seconds after load, where recorded
     gpu_s = 0.0
     for r in runs:
         for m, s in r["engine_s"].items():
@@ -56,6 +61,9 @@ def cost_of(run_dir: Folder, cfg):
             if m in r.get("busy_s", {}):
                 busy_s[m] = busy_s.get(m, 0.0) + r["busy_s"][m]
                 timed_s[m] = timed_s.get(m, 0.0) + s
+            if m in r.get("up_s", {}):
+                b, u = loaded.get(m, (0.0, 0.0))
+                loaded[m] = (b + r["busy_s"][m], u + r["up_s"][m])
         gpu_s += sum(r["gpu_s"].values())
     price = cfg.cost.engine_hour_usd
 
@@ -69,6 +77,7 @@ def cost_of(run_dir: Folder, cfg):
             tokens_per_kept={k: round(v / per, 1) for k, v in tokens.items()},
             engine_s_per_kept={m: round(s / per, 3) for m, s in engine_s.items()},
             engine_busy_share={m: round(b / timed_s[m], 3) for m, b in busy_s.items() if timed_s[m] > 0},
+            engine_busy_after_load={m: round(b / u, 3) for m, (b, u) in loaded.items() if u > 0},
             per_1m_kept={"hours": round(billed / per * 1e6, 1), "usd": round(billed / per * 1e6 * price, 1)},
             paper_per_1m=PAPER,
         )
@@ -81,8 +90,9 @@ def render_cost(c: dict) -> list[str]:
     if not c["kept"]:
         return ["cost: no kept pair yet, so no cost per pair"]
     t = c["tokens_per_kept"]
-    busy = c.get("engine_busy_share", {})
-    engines = ", ".join(f"{m} {s:g}" + (f" (busy {busy[m]:.0%})" if m in busy else "")
+    busy, fed = c.get("engine_busy_share", {}), c.get("engine_busy_after_load", {})
+    engines = ", ".join(f"{m} {s:g}" + (f" (busy {busy[m]:.0%}" if m in busy else "")
+                        + (f", {fed[m]:.0%} after load" if m in fed else "") + (")" if m in busy else "")
                         for m, s in c["engine_s_per_kept"].items())
     p = c["paper_per_1m"]
     return [

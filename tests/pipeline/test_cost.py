@@ -15,9 +15,10 @@ def test_cost_adds_executions_and_projects_per_kept_pair(tmp_path):
     assert c["tokens_per_kept"]["total"] == 100.0 and c["unit"] == "engine-hours"
     assert c["per_1m_kept"] == {"hours": 555.6, "usd": 1111.1}  # 2 s per pair × 1M = 555.6 h, × $2
     text = "\n".join(render_cost(c))
-    assert "engine-seconds smollm2 2 (busy 80%)" in text and "555.6 engine-hours, $1,111" in text
+    assert "engine-seconds smollm2 2 (busy 80%, 86% after load)" in text and "555.6 engine-hours, $1,111" in text
     assert "522.9 A100" in text
     assert c["engine_busy_share"] == {"smollm2": 0.8}  # 24 busy of the 30 engine-s that were timed
+    assert c["engine_busy_after_load"] == {"smollm2": 0.857}  # 24 of the 28 s after the engine loaded
 
 
 def test_gpu_runs_count_gpu_hours(tmp_path):
