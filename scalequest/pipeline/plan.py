@@ -89,7 +89,7 @@ def stage_plan(cfg) -> list[StageSpec]:
 def operators(plan: list[StageSpec]) -> list[tuple[StageSpec, ...]]:
     """The plan as Ray Data operators, in order: consecutive stages that take whole blocks, call no engine, load
     no model and have the same pool (actors, autoscaling bound, placement) run as one operator, each of its actors
-    running them one after the other on a block (`build.StageChain`); every other stage is an operator of its own.
+    running them one after the other on a block (`actors.StageChain`); every other stage is an operator of its own.
     A separate operator per filter costs a worker process and a trip through the object store per block, which on
     a small machine is more CPU than the filter's work (the tiny config's five filters ran in five actors of
     ~1 CPU-s each per run). Give a stage its own `concurrency` to keep it in its own actors."""
