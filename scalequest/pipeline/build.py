@@ -72,14 +72,14 @@ class DatasetBuilder:
         self.ledger = ledger
 
     def add(self, ds, name, stage_cls, kwargs, *, batch_size, concurrency=1, calls=1, num_cpus=CLIENT_CPUS,
-            num_gpus=0.0, max_concurrency=None, resources=None, memory=STAGE_MEMORY):
+            num_gpus=0.0, max_concurrency=None, resources=None):
         """`concurrency` actors of `stage_cls` (up to `max_concurrency` when set, on nodes that have `resources`);
         each runs up to `calls` batches at once in threads (LLM stages: a call mostly waits on the engine actor,
         so several per actor keep the engine's batch full)."""
         return self._actors(ds, stage_cls.__name__, TimedStage,
                             dict(stage_cls=stage_cls, kwargs=kwargs, name=name, ledger=self.ledger),
                             batch_size=batch_size, compute=actor_pool(concurrency, max_concurrency, calls),
-                            num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, memory=memory)
+                            num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, memory=STAGE_MEMORY)
 
     def add_op(self, ds, op: tuple[StageSpec, ...], kwargs: dict):
         """One operator of `plan.operators` with the batch size, actors, calls and resources of the plan: a stage
