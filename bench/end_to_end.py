@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vllm_steps  # noqa: E402
 from generation_throughput import write_json  # noqa: E402
 from procs import ProcessSampler  # noqa: E402
 
@@ -144,13 +145,19 @@ class CpuLoad:
             p.join()
 
 
-def one_pair(cfg, candidates: int, burn: float = 0.0) -> tuple[dict, dict]:
+def one_pair(cfg, candidates: int, burn: float = 0.0, trace: str | None = None) -> tuple[dict, dict]:
     """The pipeline, then bare vLLM on the same rows; both sides' figures and CPU seconds by role. With `burn`,
-    bare vLLM once more beside a `CpuLoad(burn)`: what that much CPU taken from vLLM costs on its own."""
+    bare vLLM once more beside a `CpuLoad(burn)`: what that much CPU taken from vLLM costs on its own. With
+    `trace` (a folder `vllm_steps.tracing` was pointed at), each side's vLLM step figures too."""
+    seen = vllm_steps.files(trace) if trace else set()
     with ProcessSampler(os.getpid(), every=1.0) as pipe_cpu:
         rows, pipe = pipeline(cfg)
+    if trace:
+        pipe["vllm_steps"], seen = vllm_steps.summarize(trace, seen), vllm_steps.files(trace)
     with ProcessSampler(os.getpid(), every=1.0) as bare_cpu:
         raw = bare(cfg, rows)
+    if trace:
+        raw["vllm_steps"] = vllm_steps.summarize(trace, seen)
     pipe["cpu_s_by_role"], raw["cpu_s_by_role"] = cpu_by_role(pipe_cpu), cpu_by_role(bare_cpu)
     if burn:
         with CpuLoad(burn):
@@ -175,6 +182,9 @@ def one_pair(cfg, candidates: int, burn: float = 0.0) -> tuple[dict, dict]:
               ", ".join(f"{k} {v}" for k, v in side["cpu_s_by_role"].items()))
     print(f"with start-up: pipeline {pipe['with_start_s']} s (engine loaded after {pipe['engine_load_s']} s), bare "
           f"{raw['with_start_s']} s (engine loaded in {raw['engine_load_s']} s): {with_start:.2f}x")
+    if trace:
+        print(vllm_steps.line("vLLM steps, pipeline", pipe["vllm_steps"]))
+        print(vllm_steps.line("vLLM steps, bare vLLM", raw["vllm_steps"]))
     return dict(pipeline=pipe, bare=raw, ratio=round(ratio, 3), ratio_with_start=round(with_start, 3))
 
 
@@ -187,6 +197,9 @@ def main(argv=None) -> dict:
     p.add_argument("--burn", type=float, default=0.0, metavar="CORES",
                    help="also run bare vLLM beside busy-loop processes taking this many cores (e.g. the pipeline's "
                         "own non-vLLM share): the ratio that CPU share alone gives")
+    p.add_argument("--trace", metavar="FOLDER",
+                   help="trace vLLM's steps on both sides into FOLDER (bench/vllm_steps.py): the worker's forward and "
+                        "sampling CPU, its share of CPU held, decode batch sizes")
     p.add_argument("--out", default="bench/results/end_to_end.json")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     args = p.parse_args(argv)
@@ -194,9 +207,11 @@ def main(argv=None) -> dict:
     from scalequest.config import load_config
 
     cfg = load_config(args.config, [f"num_candidates={args.candidates}", *args.overrides])
+    if args.trace:
+        vllm_steps.tracing(args.trace)  # before Ray or vLLM start any process
     os.environ.update(cfg.ray.env_vars)  # the in-process engine gets the same vLLM settings as the engine actor
     load_start = os.getloadavg()
-    pairs = [one_pair(cfg, args.candidates, args.burn) for _ in range(args.repeats)]
+    pairs = [one_pair(cfg, args.candidates, args.burn, args.trace) for _ in range(args.repeats)]
     ratio = statistics.median(x["ratio"] for x in pairs)
     with_start = statistics.median(x["ratio_with_start"] for x in pairs)
     print(f"\npipeline / bare vLLM over {len(pairs)} pair(s): median {ratio:.2f}x (each: "
