@@ -391,6 +391,10 @@ class RayConfig(Strict):
     dashboard: bool = Field(
         False, description="Start Ray's dashboard with a local Ray (http://127.0.0.1:8265; the scalequest_* "
         "progress gauges show in its metrics). Off by default: it costs a core-share on a laptop.")
+    pin_daemons: bool = Field(
+        True, description="With a local Ray and every engine on CPU: the driver and Ray's daemons run on the "
+        "highest-numbered CPU, the one vLLM-CPU leaves to its engine core, so they do not preempt vLLM's compute "
+        "threads; engine and stage actors use every CPU. False: everything runs anywhere.")
 
 
 # ---- training (QFT, QPO, difficulty scorer): `scalequest train qft|qpo|difficulty` ----

@@ -4,6 +4,8 @@ runtime env, model-path checks, and clean-up of the shared-memory segments vLLM 
   init_ray(cfg.ray)            join `ray.address` or start a local Ray; True when this call started it
   ENGINE_RUNTIME_ENV           runtime_env of every vLLM-hosting actor (pipeline engines, Serve LLM replicas)
   check_model_path(key, path)  a local model folder or a hub id the hub confirms, checked before Ray starts
+  daemons_on_last_cpu(on)      a local Ray's daemons (and the driver) on the CPU vLLM-CPU leaves free
+  use_all_cpus()               an engine or stage actor takes back every CPU the driver had
   release_vllm_shm(...)        unlink /dev/shm/psm_* segments and sem.mp-* semaphores no live process maps
 
 Test: tests/test_runtime.py.
@@ -31,6 +33,13 @@ log = logging.getLogger(__name__)
 # bare vLLM. Merged with the job's runtime_env env_vars. (On the 2-core benchmark, where the stages are light,
 # this changed nothing measurable: bench/README.md.)
 ENGINE_RUNTIME_ENV = {"env_vars": {"RAY_worker_niceness": "0"}}
+
+# vLLM-CPU binds its worker's compute threads to every allowed core but the highest-numbered one (one logical CPU
+# per core, per NUMA node) and leaves that one to its engine core. A local Ray started beside it spreads the driver
+# and Ray's daemons (raylet, GCS, agents: niceness 0) over every core, and on a 2-core machine they took 6-8% of
+# the worker's time (bench/README.md, session 17, `end_to_end.py --trace`). So they start on that last CPU, and the
+# processes that need the machine (engine and stage actors) take every CPU back (`use_all_cpus`).
+ALL_CPUS_ENV = "SCALEQUEST_ALL_CPUS"
 
 SHM_DIR = Path("/dev/shm")
 # multiprocessing's names in /dev/shm: shared_memory segments (vLLM's message queues, 160-250 MB each) and named
@@ -87,6 +96,36 @@ def _init(ray, rcfg) -> None:
         # address="local": never attach to another Ray that happens to run on this machine (or $RAY_ADDRESS)
         ray.init(address="local", num_cpus=rcfg.num_cpus, object_store_memory=store,
                  include_dashboard=rcfg.dashboard, **env)
+
+
+@contextlib.contextmanager
+def daemons_on_last_cpu(on: bool = True):
+    """Inside the block this thread, and what it starts (a local Ray's daemons and workers), runs on the highest
+    allowed CPU only; every worker learns the CPUs it had from $SCALEQUEST_ALL_CPUS. The thread gets its CPUs back
+    afterwards. Does nothing when `on` is false or fewer than two CPUs are allowed (or off Linux)."""
+    cpus = os.sched_getaffinity(0) if on and hasattr(os, "sched_getaffinity") else set()
+    if len(cpus) < 2:
+        yield
+        return
+    os.environ[ALL_CPUS_ENV] = ",".join(map(str, sorted(cpus)))
+    os.sched_setaffinity(0, {max(cpus)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cpus)
+        os.environ.pop(ALL_CPUS_ENV, None)
+
+
+def use_all_cpus() -> None:
+    """Every thread of this process may run on the CPUs the driver had before `daemons_on_last_cpu` (no-op when no
+    driver pinned its Ray). Called by engine and stage actors, whose work must not queue behind Ray's daemons."""
+    cpus = os.environ.get(ALL_CPUS_ENV)
+    if not cpus:
+        return
+    want = {int(c) for c in cpus.split(",")}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), want)
 
 
 def check_model_path(key: str, value: str) -> None:

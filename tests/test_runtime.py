@@ -76,3 +76,30 @@ def test_init_ray_keeps_the_sigterm_handler_installed_before_it():
     finally:
         ray.shutdown()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+_AFFINITY = ("import json, os; from scalequest.runtime import use_all_cpus; "
+             "inherited = sorted(os.sched_getaffinity(0)); use_all_cpus(); "
+             "print(json.dumps([inherited, sorted(os.sched_getaffinity(0))]))")
+
+
+@pytest.mark.skipif(len(getattr(os, "sched_getaffinity", lambda _: ())(0)) < 2, reason="needs two CPUs (Linux)")
+def test_daemons_start_on_the_last_cpu_and_actors_take_every_cpu_back():
+    import json
+    import subprocess
+    import sys
+
+    from scalequest.runtime import ALL_CPUS_ENV, daemons_on_last_cpu
+
+    def child() -> list[list[int]]:  # what a Ray daemon or worker started now inherits, and gets back
+        run = subprocess.run([sys.executable, "-c", _AFFINITY], capture_output=True, text=True, check=True)
+        return json.loads(run.stdout)
+
+    before = os.sched_getaffinity(0)
+    with daemons_on_last_cpu(True):
+        assert os.sched_getaffinity(0) == {max(before)}
+        inherited, taken_back = child()
+    assert inherited == [max(before)] and taken_back == sorted(before)
+    assert os.sched_getaffinity(0) == before and ALL_CPUS_ENV not in os.environ
+    with daemons_on_last_cpu(False):  # ray.pin_daemons=false, a cluster, or GPU engines: nothing moves
+        assert child() == [sorted(before), sorted(before)]

@@ -9,6 +9,7 @@ import time
 
 import ray
 
+from scalequest.runtime import use_all_cpus
 from scalequest.stages.base import run_guarded
 from scalequest.stages.dedup import SeenSet
 from scalequest.stages.near_dup import BandGroup
@@ -121,6 +122,7 @@ class TimedStage:
     'error: <type>: <message>', logged with its id) and reports each batch's duration to the ledger."""
 
     def __init__(self, stage_cls, kwargs: dict, name: str, ledger):
+        use_all_cpus()  # a stage's CPU work (fastText, math-verify) is not Ray's daemon work (runtime.py)
         self.stage, self.name, self.ledger = stage_cls(**kwargs), name, ledger
 
     def __call__(self, batch):

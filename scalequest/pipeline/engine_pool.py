@@ -19,7 +19,7 @@ import time
 import ray
 
 from scalequest.errors import EngineUnavailable
-from scalequest.runtime import ENGINE_RUNTIME_ENV  # niceness 0 for vLLM (Ray's workers run at 15)
+from scalequest.runtime import ENGINE_RUNTIME_ENV, use_all_cpus  # niceness 0 for vLLM (Ray's workers: 15)
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,17 @@ class EngineActor:
         from scalequest.config import ModelConfig
         from scalequest.engines.vllm_engine import AsyncVLLMEngine
 
+        use_all_cpus()  # before vLLM binds its compute threads: the driver may have pinned Ray to one CPU
         self.engine = AsyncVLLMEngine(ModelConfig(**model_cfg))
         self.loaded, self.loaded_at = time.monotonic(), time.time()
         self.in_flight, self.busy_since, self.busy_s = 0, 0.0, 0.0
 
     def ready(self) -> dict:
-        """Blocks until the engine is loaded; says where it runs (pid, niceness) and when it finished loading
-        (`loaded_at`, epoch seconds)."""
-        return {"pid": os.getpid(), "niceness": os.nice(0), "loaded_at": self.loaded_at}
+        """Blocks until the engine is loaded; says where it runs (pid, niceness, the CPUs it may use) and when it
+        finished loading (`loaded_at`, epoch seconds)."""
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        return {"pid": os.getpid(), "niceness": os.nice(0), "cpus": cpus,
+                "loaded_at": self.loaded_at}
 
     def busy(self) -> dict:
         """Seconds since the engine loaded (`up_s`) and of those, seconds with at least one call in flight
@@ -142,7 +145,10 @@ def wait_loaded(clients: dict[str, RemoteEngine], timeout_s: float | None = None
         if ref not in done:
             return None
         try:
-            loaded_at = max(loaded_at, ray.get(ref)["loaded_at"])
+            where = ray.get(ref)
+            loaded_at = max(loaded_at, where["loaded_at"])
+            log.info("engine %s loaded: pid %d, niceness %d, CPUs %s", name, where["pid"], where["niceness"],
+                     ",".join(map(str, where["cpus"])))
         except ray.exceptions.RayError as exc:
             c = clients[name]
             raise EngineUnavailable(f"models.{name}: the vLLM engine for {c.model_path} failed to load: "

@@ -17,7 +17,7 @@ from scalequest.errors import ConfigError, EngineUnavailable, RunInterrupted, To
 from scalequest.pipeline.engine_pool import engine_busy, still_loading, stop_engines, wait_loaded
 from scalequest.pipeline.preflight import preflight
 from scalequest.pipeline.storage import Folder
-from scalequest.runtime import init_ray, release_vllm_shm, shm_segments
+from scalequest.runtime import daemons_on_last_cpu, init_ray, release_vllm_shm, shm_segments
 
 log = logging.getLogger(__name__)
 WRITER_GRACE_S = 1.0
@@ -74,12 +74,32 @@ def run_synthesis(cfg, resume: Folder | Path | str | None = None) -> Folder:
     holds every id 0..num_candidates-1 exactly once. Ctrl-C (or SIGTERM, via the CLI) stops it cleanly and
     raises RunInterrupted with the resume command.
     """
-    from scalequest.pipeline.run_dir import new_run_dir, open_run
+    from scalequest.pipeline.run_dir import open_run
 
     preflight(cfg)
     run_dir = open_run(cfg, resume) if resume is not None else None
     release_vllm_shm(min_age_s=STALE_SHM_S)  # what a killed run left
     shm_before = shm_segments()
+    with daemons_on_last_cpu(_pins_daemons(cfg)):
+        return _run(cfg, run_dir, shm_before)
+
+
+def _pins_daemons(cfg) -> bool:
+    """Whether this run starts a local Ray whose daemons should keep off vLLM-CPU's compute cores (RayConfig)."""
+    import ray
+
+    from scalequest.pipeline.plan import used_models
+
+    models = [cfg.models[m] for m in used_models(cfg)]
+    return (cfg.ray.pin_daemons and not cfg.ray.address and not ray.is_initialized() and bool(models)
+            and all(m.num_gpus == 0 and m.tensor_parallel_size == 1 for m in models))
+
+
+def _run(cfg, run_dir, shm_before: set) -> Folder:
+    """Start or join Ray, run (a new run folder unless `run_dir`), stop engines and a Ray it started, release the
+    /dev/shm segments that appeared since `shm_before`."""
+    from scalequest.pipeline.run_dir import new_run_dir
+
     started = init_ray(cfg.ray)
     engines: dict = {}
     try:

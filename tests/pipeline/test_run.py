@@ -6,6 +6,7 @@ garbage, so rows end as rejects with reasons: the plumbing, accounting and outpu
 """
 
 import json
+import os
 import string
 from pathlib import Path
 
@@ -56,9 +57,14 @@ def test_pipeline_end_to_end_on_tiny_random_model(tiny_model, tiny_llm, tiny_sco
         "output.progress_every_s=1",
     ])
     no_shm_left.watch(ray_only=True)
+    cpus = os.sched_getaffinity(0)
     with caplog.at_level("INFO", logger="scalequest.pipeline"):  # .progress ticks, .run the final line
         run_dir = Path(run_synthesis(cfg))  # a local run folder
     no_shm_left()
+    # Ray's daemons ran on the last CPU (ray.pin_daemons); the engine took every CPU back; the driver has its own
+    assert os.sched_getaffinity(0) == cpus
+    [loaded] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("engine smollm2 loaded")]
+    assert loaded.endswith(f"niceness 0, CPUs {','.join(map(str, sorted(cpus)))}"), loaded
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress: ")]
     assert any(x.endswith("| loading engine(s): smollm2") for x in lines), lines  # a line while the engine loads
     assert lines[-1].startswith(f"progress: {n}/{n} candidates (100%)") and "loading" not in lines[-1]
