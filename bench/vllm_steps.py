@@ -51,7 +51,7 @@ def summarize(folder: str | Path, skip: set[str] = frozenset()) -> dict:
         return {}
     core.sort()
     start, end = core[0][0], core[-1][0] + core[-1][1]
-    rpcs = sorted(r for r in worker if start - 1 <= r[0] <= end)
+    rpcs = sorted(r for r in worker if start <= r[0] <= end)  # not the load's calls (profile, warm-up)
     by = {m: [r for r in rpcs if r[3] == m] for m in ("execute_model", "sample_tokens")}
     wall, cpu = sum(r[1] for r in rpcs), sum(r[2] for r in rpcs)
     decode = [r for r in core if r[3] == 0]
@@ -61,10 +61,10 @@ def summarize(folder: str | Path, skip: set[str] = frozenset()) -> dict:
         steps=len(core), prefill_steps=len(core) - len(decode), span_s=round(end - start, 1),
         worker_busy_share=round(wall / (end - start), 3), worker_on_cpu_share=round(cpu / wall, 3),
         worker_wait_s=round(sum(gaps), 1), worker_wait_median_ms=round(1000 * statistics.median(gaps), 2),
-        forward_cpu_s=round(sum(r[2] for r in by["execute_model"]), 1),
-        sampling_cpu_s=round(sum(r[2] for r in by["sample_tokens"]), 1),
+        forward_cpu_s=round(sum(r[2] for r in by["execute_model"]), 3),
+        sampling_cpu_s=round(sum(r[2] for r in by["sample_tokens"]), 3),
         decode_steps=len(decode), decode_mean_batch=round(rows / max(len(decode), 1), 1),
-        sampling_ms_per_row=round(1000 * _decode_sampling_cpu(decode, by["sample_tokens"]) / max(rows, 1), 3),
+        sampling_ms_per_row=round(1000 * _decode_sampling_cpu(decode, by["sample_tokens"]) / max(rows, 1), 4),
     )
 
 
@@ -85,5 +85,5 @@ def line(name: str, s: dict) -> str:
         return f"{name}: no vLLM step trace"
     return (f"{name}: {s['steps']} steps in {s['span_s']} s; worker busy {s['worker_busy_share']:.0%}, on its CPU "
             f"{s['worker_on_cpu_share']:.0%} of that, waited {s['worker_wait_s']} s between calls; CPU forward "
-            f"{s['forward_cpu_s']} s, sampling {s['sampling_cpu_s']} s ({s['sampling_ms_per_row']} ms per decode "
-            f"row); mean decode batch {s['decode_mean_batch']}")
+            f"{s['forward_cpu_s']:.1f} s, sampling {s['sampling_cpu_s']:.1f} s ({s['sampling_ms_per_row']:.3f} ms "
+            f"per decode row); mean decode batch {s['decode_mean_batch']}")

@@ -28,7 +28,7 @@ def test_step_trace_reads_a_real_engine(tiny_model, tiny_engine_cfg, tmp_path, m
     assert s["prefill_steps"] >= 1 and s["decode_steps"] >= 1
     assert s["steps"] == s["prefill_steps"] + s["decode_steps"] <= tokens
     assert 1 <= s["decode_mean_batch"] <= 4  # four prompts, one sequence each
-    assert s["forward_cpu_s"] > 0 and s["sampling_ms_per_row"] > 0  # both worker calls of a step are traced
-    assert 0 < s["worker_on_cpu_share"] <= 1.05 and 0 < s["worker_busy_share"] <= 1.05
+    assert s["forward_cpu_s"] > 0 and s["sampling_ms_per_row"] > 0, s  # both worker calls of a step are traced
+    assert 0 < s["worker_on_cpu_share"] <= 1.05 and 0 < s["worker_busy_share"] <= 1.05, s  # only the steps' calls
     assert vllm_steps.summarize(tmp_path, vllm_steps.files(tmp_path)) == {}  # an earlier side's files are skipped
     assert "sampling" in vllm_steps.line("bare", s)
