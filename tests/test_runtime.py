@@ -1,5 +1,6 @@
 """The shared runtime helpers: init_ray keeps the SIGTERM handler; releasing the /dev/shm segments and semaphores
-vLLM leaves behind (only those no live process maps, old enough, and among the given ones)."""
+vLLM leaves behind (only those no live process maps, old enough, and among the given ones); a pinned local Ray's
+daemons on the CPU vLLM-CPU leaves free, its workers at niceness 0, engine and stage actors on every CPU."""
 
 import os
 import time
@@ -89,17 +90,69 @@ def test_daemons_start_on_the_last_cpu_and_actors_take_every_cpu_back():
     import subprocess
     import sys
 
-    from scalequest.runtime import ALL_CPUS_ENV, daemons_on_last_cpu
+    from scalequest.runtime import ALL_CPUS_ENV, NICENESS_ENV, daemons_on_last_cpu
 
     def child() -> list[list[int]]:  # what a Ray daemon or worker started now inherits, and gets back
         run = subprocess.run([sys.executable, "-c", _AFFINITY], capture_output=True, text=True, check=True)
         return json.loads(run.stdout)
 
-    before = os.sched_getaffinity(0)
+    before, niceness_before = os.sched_getaffinity(0), os.environ.get(NICENESS_ENV)
     with daemons_on_last_cpu(True):
-        assert os.sched_getaffinity(0) == {max(before)}
+        assert os.sched_getaffinity(0) == {max(before)} and os.environ[NICENESS_ENV] == "0"
         inherited, taken_back = child()
     assert inherited == [max(before)] and taken_back == sorted(before)
     assert os.sched_getaffinity(0) == before and ALL_CPUS_ENV not in os.environ
+    assert os.environ.get(NICENESS_ENV) == niceness_before  # set for Ray's workers inside the block only
     with daemons_on_last_cpu(False):  # ray.pin_daemons=false, a cluster, or GPU engines: nothing moves
         assert child() == [sorted(before), sorted(before)]
+
+
+_RAY_PLACES = """
+import json, os, ray
+from scalequest.runtime import ENGINE_RUNTIME_ENV, daemons_on_last_cpu, use_all_cpus
+
+def where():
+    return [os.nice(0), sorted(os.sched_getaffinity(0))]
+
+@ray.remote(num_cpus=0)
+class Stage:
+    def __init__(self):
+        use_all_cpus()
+
+    def where(self):
+        return where()
+
+@ray.remote(num_cpus=0, runtime_env=ENGINE_RUNTIME_ENV)
+class Engine:
+    def __init__(self):
+        use_all_cpus()
+
+    def where(self):
+        return where()
+
+with daemons_on_last_cpu(True):
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    try:
+        stage, engine = Stage.remote(), Engine.remote()
+        places = ray.get([stage.where.remote(), engine.where.remote(), ray.remote(where).remote()])
+    finally:
+        ray.shutdown()
+print(json.dumps(places))
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(len(getattr(os, "sched_getaffinity", lambda _: ())(0)) < 2, reason="needs two CPUs (Linux)")
+def test_a_pinned_local_ray_runs_its_workers_at_niceness_0_and_actors_take_every_cpu_back():
+    import json
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", _RAY_PLACES], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    stage, engine, task = json.loads(run.stdout.strip().splitlines()[-1])
+    cpus = sorted(os.sched_getaffinity(0))
+    # vLLM keeps both cores busy (worker, busy-polling engine core): at Ray's niceness 15 the stage actors got so
+    # little CPU that the last blocks were written after vLLM had finished (session 18)
+    assert stage == [0, cpus] and engine == [0, cpus]
+    assert task == [0, [max(cpus)]]  # a Ray Data task (select, write) stays beside the daemons

@@ -137,14 +137,18 @@ def generator_prefixes(cfg, fmt: Callable[[str], ChatFormatter] | None = None) -
 
 def id_dataset(ids, block_rows: int):
     """A Dataset with one `id` column holding `ids` (a sorted int64 array), in blocks of `block_rows`: a block is
-    also the unit that reaches disk, so a stop loses at most the blocks in flight."""
+    also the unit that reaches disk, so a stop loses at most the blocks in flight.
+
+    `from_blocks` reads each block's metadata in the driver. `from_arrow` runs a Ray task per table for it and waits:
+    on a 2-core machine, with the engine loading, that task's worker took ~10 s to start, and the stage actors
+    started that much later, after the engine was up (bench/README.md, session 18)."""
     import numpy as np
     import pyarrow as pa
 
     if len(ids) == 0:
         raise ValueError("no candidate ids to run")
     chunks = np.array_split(ids, max(1, -(-len(ids) // block_rows)))
-    return ray.data.from_arrow([pa.table({"id": c}) for c in chunks])
+    return ray.data.from_blocks([pa.table({"id": c}) for c in chunks])
 
 
 def question_dataset(cfg, engines: dict, ledger, prefixes: dict | None = None, ids=None):

@@ -81,8 +81,10 @@ def test_run_killed_with_sigkill_resumes_to_every_id_exactly_once(random_model_r
         on_disk = sum(pq.read_metadata(p).num_rows for p in before)
         assert 0 < on_disk < N, "the kill came after the run had finished"
 
-        # resumed while the killed run's Ray may still finish a block: the resume's claim stops its writes
-        second = synthesize("--resume", str(run_dir), log=tmp_path / "2.log")
+        # resumed while the killed run's Ray may still finish a block: the resume's claim stops its writes. Keys
+        # that change how a run executes, not its rows, may differ: the resume decodes 128 sequences at a time
+        second = synthesize("--resume", str(run_dir), "responses.calls_per_actor=8", "models.smollm2.max_num_seqs=128",
+                            log=tmp_path / "2.log")
         try:
             assert second.wait(timeout=600) == 0, (tmp_path / "2.log").read_text()[-3000:]
         finally:
