@@ -115,15 +115,7 @@ def where():
     return [os.nice(0), sorted(os.sched_getaffinity(0))]
 
 @ray.remote(num_cpus=0)
-class Stage:
-    def __init__(self):
-        use_all_cpus()
-
-    def where(self):
-        return where()
-
-@ray.remote(num_cpus=0, runtime_env=ENGINE_RUNTIME_ENV)
-class Engine:
+class Actor:  # a stage actor; with ENGINE_RUNTIME_ENV, an engine actor
     def __init__(self):
         use_all_cpus()
 
@@ -133,7 +125,7 @@ class Engine:
 with daemons_on_last_cpu(True):
     ray.init(address="local", num_cpus=2, include_dashboard=False)
     try:
-        stage, engine = Stage.remote(), Engine.remote()
+        stage, engine = Actor.remote(), Actor.options(runtime_env=ENGINE_RUNTIME_ENV).remote()
         places = ray.get([stage.where.remote(), engine.where.remote(), ray.remote(where).remote()])
     finally:
         ray.shutdown()
